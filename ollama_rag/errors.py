@@ -1,0 +1,184 @@
+"""Every error ollama-rag raises on purpose, and the exact fix each one names.
+
+The tree (each class also inherits the builtin that callers already catch)::
+
+    RagError
+    ├── OllamaError
+    │   ├── OllamaUnavailableError        (ConnectionError)  server not reachable -> "ollama serve"
+    │   ├── ModelNotFoundError            (LookupError)      model not pulled    -> "ollama pull NAME"
+    │   ├── NotAnEmbeddingModelError      (ValueError)       a chat model used to embed
+    │   ├── ContextLengthExceededError    (ValueError)       input longer than the model's context
+    │   └── OllamaResponseError                              any other error answer from the server
+    ├── IndexError_
+    │   ├── EmbeddingModelMismatchError   (ValueError)       index built by another model
+    │   ├── IndexNotFoundError            (LookupError)      opening a missing index without a model
+    │   ├── IndexLockedError              (RuntimeError)     another process writes this index
+    │   └── IndexClosedError              (RuntimeError)     used after close()
+    ├── ConfigError                       (ValueError)       bad arguments
+    ├── DocumentLoadError                 (ValueError)       a file that cannot be read or decoded
+    └── SqliteCompatError                 (RuntimeError)     no sqlite3 new enough for Chroma
+
+Messages say what happened and then the command or call that fixes it. Fixed texts are module
+constants so tests (and users' log filters) can match them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ContextLengthExceededError",
+    "DocumentLoadError",
+    "EmbeddingModelMismatchError",
+    "IndexClosedError",
+    "IndexError_",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "ModelNotFoundError",
+    "NotAnEmbeddingModelError",
+    "OllamaError",
+    "OllamaResponseError",
+    "OllamaUnavailableError",
+    "RagError",
+    "SqliteCompatError",
+]
+
+OLLAMA_UNAVAILABLE_MESSAGE = 'Ollama is not reachable at {url} — start it with "ollama serve"'
+MODEL_NOT_FOUND_MESSAGE = 'Model "{model}" is not pulled on {url} — run "ollama pull {model}"'
+NOT_AN_EMBEDDING_MODEL_MESSAGE = (
+    'Model "{model}" on {url} cannot compute embeddings (it is a chat/completion model) — '
+    'use an embedding model such as "bge-m3": run "ollama pull bge-m3"'
+)
+MISMATCH_MESSAGE = (
+    "This index was built with embedding model {recorded} and cannot be used with {requested}: "
+    "{reason}. Vectors from two models must never be mixed. Either open it with the recorded model "
+    "(RagIndex({path!r}) or model={recorded_name!r}), or re-embed it with "
+    "index.migrate({requested_name!r})"
+)
+
+
+class RagError(Exception):
+    """Base class of every error ollama-rag raises on purpose."""
+
+
+class OllamaError(RagError):
+    """Talking to Ollama failed.
+
+    Attributes:
+        url: The Ollama base URL that was used.
+        model: The model involved, if any.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, model: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.model = model
+
+
+class OllamaUnavailableError(OllamaError, ConnectionError):
+    """Ollama is not running or not reachable at the configured URL."""
+
+
+class ModelNotFoundError(OllamaError, LookupError):
+    """The model is not pulled on the Ollama server.
+
+    Attributes:
+        available: The models the server does have.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        model: str | None = None,
+        available: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, url=url, model=model)
+        self.available = available
+
+
+class NotAnEmbeddingModelError(OllamaError, ValueError):
+    """The model exists but cannot produce embeddings (a chat or completion model)."""
+
+
+class ContextLengthExceededError(OllamaError, ValueError):
+    """An input is longer than the model's context and would have been truncated."""
+
+
+class OllamaResponseError(OllamaError):
+    """Ollama answered with an error not covered by a more specific class.
+
+    Attributes:
+        status_code: The HTTP status code (-1 for an error inside a stream).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        model: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, url=url, model=model)
+        self.status_code = status_code
+
+
+class IndexError_(RagError):  # noqa: N801 - the builtin IndexError means something else
+    """Something is wrong with the index itself (its manifest, lock or state).
+
+    Attributes:
+        path: The index directory, or None for an in-memory index.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class EmbeddingModelMismatchError(IndexError_, ValueError):
+    """The index was built by a different embedding model (name, digest or dimension).
+
+    Attributes:
+        recorded: The model recorded in the index manifest.
+        requested: The model that was asked for.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, recorded: str = "", requested: str = ""
+    ) -> None:
+        super().__init__(message, path=path)
+        self.recorded = recorded
+        self.requested = requested
+
+
+class IndexNotFoundError(IndexError_, LookupError):
+    """No index exists at the path and no model was given to create one."""
+
+
+class IndexLockedError(IndexError_, RuntimeError):
+    """Another process has the index open for writing."""
+
+
+class IndexClosedError(IndexError_, RuntimeError):
+    """The index was used after ``close()``."""
+
+
+class ConfigError(RagError, ValueError):
+    """An argument or setting is invalid; the message names the valid range."""
+
+
+class DocumentLoadError(RagError, ValueError):
+    """A file cannot be read or decoded.
+
+    Attributes:
+        source: The file that failed.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class SqliteCompatError(RagError, RuntimeError):
+    """Neither the system sqlite3 nor pysqlite3 is new enough for Chroma."""
