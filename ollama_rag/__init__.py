@@ -8,9 +8,58 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+# Must run before anything imports chromadb: on hosts with an old sqlite3 it swaps in pysqlite3
+# when OLLAMA_RAG_PYSQLITE3 asks for it (see ollama_rag.sqlite_compat).
+from ollama_rag import sqlite_compat
+
+sqlite_compat.ensure_from_env()
+
 try:
     __version__ = version("ollama-rag")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from ollama_rag.errors import (  # noqa: E402
+    ConfigError,
+    ContextLengthExceededError,
+    DocumentLoadError,
+    EmbeddingModelMismatchError,
+    IndexClosedError,
+    IndexLockedError,
+    IndexNotFoundError,
+    ModelNotFoundError,
+    NotAnEmbeddingModelError,
+    OllamaError,
+    OllamaResponseError,
+    OllamaUnavailableError,
+    RagError,
+    RagIndexError,
+    SqliteCompatError,
+)
+from ollama_rag.index import RagIndex  # noqa: E402
+from ollama_rag.manifest import IndexManifest  # noqa: E402
+from ollama_rag.retriever import RagRetriever  # noqa: E402
+from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
+
+__all__ = [
+    "CJKTextSplitter",
+    "ConfigError",
+    "ContextLengthExceededError",
+    "DocumentLoadError",
+    "EmbeddingModelMismatchError",
+    "IndexClosedError",
+    "IndexLockedError",
+    "IndexManifest",
+    "IndexNotFoundError",
+    "ModelNotFoundError",
+    "NotAnEmbeddingModelError",
+    "OllamaError",
+    "OllamaResponseError",
+    "OllamaUnavailableError",
+    "RagError",
+    "RagIndex",
+    "RagIndexError",
+    "RagRetriever",
+    "SqliteCompatError",
+    "__version__",
+]

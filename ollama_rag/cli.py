@@ -5,12 +5,29 @@ from __future__ import annotations
 import click
 
 from ollama_rag import __version__
+from ollama_rag.errors import RagError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ollama-rag")
 def cli() -> None:
     """Local RAG over CJK and English documents with Ollama and Chroma."""
+
+
+@cli.command()
+@click.option("--model", default=None, help="Embedding model on a real Ollama (default bge-m3).")
+@click.option("--base-url", default=None, help="Ollama URL (default $OLLAMA_HOST or localhost).")
+def demo(model: str | None, base_url: str | None) -> None:
+    """Index the bundled Japanese, Chinese, Korean and English samples and answer queries.
+
+    Uses a real Ollama when one is reachable with bge-m3 pulled; otherwise starts LocalOllama
+    with a real multilingual model, so it runs on any machine.
+    """
+    from ollama_rag.demo.runner import run_demo
+
+    result = run_demo(model=model, base_url=base_url, echo=click.echo)
+    if not result.guard_message:
+        raise click.ClickException("the model guard did not refuse a second model")
 
 
 @cli.command("serve-local")
@@ -32,4 +49,14 @@ def serve_local(host: str, port: int, models: tuple[str, ...]) -> None:
 
 def main() -> None:
     """Entry point of the ``ollama-rag`` console script."""
-    cli()
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        raise SystemExit(130) from None
+    except click.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except RagError as err:
+        click.echo(f"Error: {err}", err=True)
+        raise SystemExit(1) from None

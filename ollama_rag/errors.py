@@ -4,19 +4,19 @@ The tree (each class also inherits the builtin that callers already catch)::
 
     RagError
     ├── OllamaError
-    │   ├── OllamaUnavailableError        (ConnectionError)  server not reachable -> "ollama serve"
-    │   ├── ModelNotFoundError            (LookupError)      model not pulled    -> "ollama pull NAME"
-    │   ├── NotAnEmbeddingModelError      (ValueError)       a chat model used to embed
-    │   ├── ContextLengthExceededError    (ValueError)       input longer than the model's context
-    │   └── OllamaResponseError                              any other error answer from the server
-    ├── IndexError_
-    │   ├── EmbeddingModelMismatchError   (ValueError)       index built by another model
-    │   ├── IndexNotFoundError            (LookupError)      opening a missing index without a model
-    │   ├── IndexLockedError              (RuntimeError)     another process writes this index
-    │   └── IndexClosedError              (RuntimeError)     used after close()
-    ├── ConfigError                       (ValueError)       bad arguments
-    ├── DocumentLoadError                 (ValueError)       a file that cannot be read or decoded
-    └── SqliteCompatError                 (RuntimeError)     no sqlite3 new enough for Chroma
+    │   ├── OllamaUnavailableError       (ConnectionError) not reachable -> "ollama serve"
+    │   ├── ModelNotFoundError           (LookupError)     not pulled -> "ollama pull NAME"
+    │   ├── NotAnEmbeddingModelError     (ValueError)      a chat model used to embed
+    │   ├── ContextLengthExceededError   (ValueError)      input longer than the context
+    │   └── OllamaResponseError                            any other error answer
+    ├── RagIndexError
+    │   ├── EmbeddingModelMismatchError  (ValueError)      index built by another model
+    │   ├── IndexNotFoundError           (LookupError)     no index and no model given
+    │   ├── IndexLockedError             (RuntimeError)    another process writes it
+    │   └── IndexClosedError             (RuntimeError)    used after close()
+    ├── ConfigError                      (ValueError)      bad arguments
+    ├── DocumentLoadError                (ValueError)      unreadable or undecodable file
+    └── SqliteCompatError                (RuntimeError)    no sqlite3 new enough for Chroma
 
 Messages say what happened and then the command or call that fixes it. Fixed texts are module
 constants so tests (and users' log filters) can match them.
@@ -30,7 +30,6 @@ __all__ = [
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
     "IndexClosedError",
-    "IndexError_",
     "IndexLockedError",
     "IndexNotFoundError",
     "ModelNotFoundError",
@@ -39,6 +38,7 @@ __all__ = [
     "OllamaResponseError",
     "OllamaUnavailableError",
     "RagError",
+    "RagIndexError",
     "SqliteCompatError",
 ]
 
@@ -124,7 +124,7 @@ class OllamaResponseError(OllamaError):
         self.status_code = status_code
 
 
-class IndexError_(RagError):  # noqa: N801 - the builtin IndexError means something else
+class RagIndexError(RagError):
     """Something is wrong with the index itself (its manifest, lock or state).
 
     Attributes:
@@ -136,7 +136,7 @@ class IndexError_(RagError):  # noqa: N801 - the builtin IndexError means someth
         self.path = path
 
 
-class EmbeddingModelMismatchError(IndexError_, ValueError):
+class EmbeddingModelMismatchError(RagIndexError, ValueError):
     """The index was built by a different embedding model (name, digest or dimension).
 
     Attributes:
@@ -152,15 +152,15 @@ class EmbeddingModelMismatchError(IndexError_, ValueError):
         self.requested = requested
 
 
-class IndexNotFoundError(IndexError_, LookupError):
+class IndexNotFoundError(RagIndexError, LookupError):
     """No index exists at the path and no model was given to create one."""
 
 
-class IndexLockedError(IndexError_, RuntimeError):
+class IndexLockedError(RagIndexError, RuntimeError):
     """Another process has the index open for writing."""
 
 
-class IndexClosedError(IndexError_, RuntimeError):
+class IndexClosedError(RagIndexError, RuntimeError):
     """The index was used after ``close()``."""
 
 

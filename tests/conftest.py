@@ -1,4 +1,9 @@
-"""Shared fixtures. Every piece of state a test makes lives under its ``tmp_path``."""
+"""Shared fixtures. Every piece of state a test makes lives under its ``tmp_path``.
+
+``ollama`` is one real LocalOllama HTTP server per test session (per xdist worker) serving
+stand-ins for the models users pull; tests that change the server (digests, models, faults)
+use ``fresh_ollama`` instead, so nothing leaks between tests.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,53 @@ from collections.abc import Iterator
 
 import pytest
 
+from ollama_rag.testing import (
+    ChatOnlyModel,
+    HashEmbeddingModel,
+    LocalOllama,
+    MultilingualUSEModel,
+)
+
+
+def model_zoo() -> dict[str, object]:
+    """Stand-ins with the real models' names, dimensions and contexts (reference/ollama-api.md §4).
+
+    bge-m3 and mxbai-embed-large are both 1024-d but different models (different seeds, so
+    different vectors and digests): exactly the pair the guard must tell apart.
+    """
+    return {
+        "bge-m3": HashEmbeddingModel(dimension=1024, context_length=8192, seed=1),
+        "mxbai-embed-large": HashEmbeddingModel(dimension=1024, context_length=512, seed=2),
+        "nomic-embed-text": HashEmbeddingModel(dimension=768, context_length=2048, seed=3),
+        "use-multilingual": MultilingualUSEModel(),
+        "qwen2.5": ChatOnlyModel(),
+    }
+
 
 @pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keep the user's OLLAMA_* / OLLAMA_RAG_* settings from leaking into tests."""
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's OLLAMA_* / CHROMA_* settings from leaking into tests."""
     for key in list(os.environ):
         if key.startswith(("OLLAMA_", "CHROMA_")):
             monkeypatch.delenv(key, raising=False)
-    yield
+
+
+@pytest.fixture(scope="session")
+def _session_ollama() -> Iterator[LocalOllama]:
+    with LocalOllama(model_zoo()) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.fixture
+def ollama(_session_ollama: LocalOllama) -> LocalOllama:
+    """The shared server, with counters zeroed and no delay, for tests that only read it."""
+    _session_ollama.reset_counters()
+    _session_ollama.set_delay(per_request=0.0, per_input=0.0, slots=1)
+    return _session_ollama
+
+
+@pytest.fixture
+def fresh_ollama() -> Iterator[LocalOllama]:
+    """A server of the test's own, for tests that change digests, models or inject faults."""
+    with LocalOllama(model_zoo()) as server:  # type: ignore[arg-type]
+        yield server

@@ -1,0 +1,1 @@
+"""Benchmarks for ollama-rag: run ``python -m benchmarks [name ...]`` (see ``__main__``)."""

@@ -1,0 +1,691 @@
+"""``RagIndex``: open or create a guarded index, add text, search it, hand out a retriever.
+
+This module only orchestrates: the manifest decides compatibility, ``ollama.py`` talks to Ollama,
+``splitting.py`` chunks, ``store.py`` owns the Chroma client and the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+import warnings
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import ollama
+from langchain_core.documents import Document
+
+from ollama_rag import __version__
+from ollama_rag.errors import (
+    ConfigError,
+    IndexClosedError,
+    IndexNotFoundError,
+    RagIndexError,
+)
+from ollama_rag.manifest import IndexManifest
+from ollama_rag.ollama import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_TIMEOUT,
+    OllamaEmbedder,
+    canonical_model_name,
+    probe_model,
+    resolve_base_url,
+)
+from ollama_rag.retriever import RagRetriever, check_search
+from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
+from ollama_rag.store import WRITE_BATCH, StoreHandle, batched_rows, open_store
+
+if TYPE_CHECKING:
+    import os
+
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+    from langchain_chroma import Chroma
+
+__all__ = ["RagIndex"]
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
+# Keys the index writes on every chunk; user metadata may not override them.
+RESERVED_KEYS = ("source", "chunk_index", "start_index", "end_index", "content_hash")
+Metadata = dict[str, Any]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    id: str
+    text: str
+    metadata: Metadata
+
+
+def _check_metadata(metadata: Mapping[str, Any], where: str) -> Metadata:
+    """Chroma accepts only scalars (or non-empty scalar lists); say which key breaks that."""
+    clean: Metadata = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            msg = f"{where}: metadata keys must be non-empty strings, got {key!r}"
+            raise ConfigError(msg)
+        if value is None:
+            continue
+        scalar = (str, int, float, bool)
+        ok = isinstance(value, scalar) or (
+            isinstance(value, list) and value and all(isinstance(v, scalar) for v in value)
+        )
+        if not ok:
+            msg = (
+                f"{where}: metadata {key!r} is a {type(value).__name__}; Chroma stores only "
+                "str, int, float, bool or a non-empty list of them. Convert it, e.g. with "
+                "json.dumps(value)"
+            )
+            raise ConfigError(msg)
+        clean[key] = value
+    return clean
+
+
+class RagIndex:
+    """A persistent (or in-memory) vector index guarded against mixing embedding models.
+
+    Setup:
+        Run Ollama and pull an embedding model: ``ollama serve`` and ``ollama pull bge-m3``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from ollama_rag import RagIndex
+
+            index = RagIndex("./rag_db", model="bge-m3")   # create, or open and verify
+            index = RagIndex("./rag_db")                   # reopen with the recorded model
+
+    Add:
+        .. code-block:: python
+
+            index.add_texts(["富士山は日本で一番高い山です。"], source="notes.txt")
+
+    Search:
+        .. code-block:: python
+
+            for doc in index.search("日本で一番高い山は？", k=4):
+                print(doc.metadata["score"], doc.metadata["source"], doc.page_content)
+
+    Use as retriever:
+        .. code-block:: python
+
+            retriever = index.as_retriever(search_kwargs={"k": 5})
+            retriever.invoke("日本で一番高い山は？")
+
+    Args:
+        path: Directory of a persistent index (created if missing), or None for in-memory.
+        model: Ollama embedding model. Needed to create an index; when opening one it must be
+            the recorded model (or None to use it).
+        base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
+        collection: Chroma collection name; one directory can hold several indexes.
+        chunk_size: Characters per chunk; by default derived from the model's context.
+        chunk_overlap: Characters shared by neighbouring chunks.
+        client: An existing chromadb client (e.g. ``chromadb.HttpClient`` for ``chroma run``)
+            instead of ``path``.
+        batch_size: Texts per embedding request.
+        keep_alive: Seconds Ollama keeps the model loaded after a request (negative = forever).
+        timeout: Seconds per HTTP request to Ollama.
+
+    Raises:
+        EmbeddingModelMismatchError: The index was built by another model (name, digest or
+            dimension).
+        IndexNotFoundError: No index exists and no ``model`` was given.
+        IndexLockedError: Another process has the directory open.
+        OllamaUnavailableError: Ollama is not reachable.
+        ModelNotFoundError: The model is not pulled.
+        NotAnEmbeddingModelError: The model cannot embed.
+        ConfigError: An argument is invalid.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        collection: str = "default",
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        client: ClientAPI | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        keep_alive: int | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not _COLLECTION_NAME.match(collection):
+            msg = (
+                f"Invalid collection name {collection!r}: use 3-512 characters from "
+                "[A-Za-z0-9._-], starting and ending with a letter or digit"
+            )
+            raise ConfigError(msg)
+        self.collection_name = collection
+        self.base_url = resolve_base_url(base_url)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._store: StoreHandle = open_store(path, client)
+        self._finalizer = weakref.finalize(self, self._store.close)
+        try:
+            self._collection, self._manifest = self._open_collection(
+                model, chunk_size, chunk_overlap, timeout
+            )
+        except BaseException:
+            self.close()
+            raise
+        self.embeddings = OllamaEmbedder(
+            model=self._manifest.model,
+            base_url=self.base_url,
+            dimension=self._manifest.dimension,
+            document_prefix=self._manifest.document_prefix,
+            query_prefix=self._manifest.query_prefix,
+            batch_size=batch_size,
+            keep_alive=keep_alive,
+            timeout=timeout,
+        )
+        self.splitter = CJKTextSplitter(
+            chunk_size=self._manifest.chunk_size, chunk_overlap=self._manifest.chunk_overlap
+        )
+
+    # ------------------------------------------------------------------ opening
+
+    @property
+    def path(self) -> str | None:
+        """The index directory, or None for in-memory indexes and user-supplied clients."""
+        return self._store.path
+
+    def _where(self) -> str:
+        place = self.path or "memory"
+        return f"{place} (collection {self.collection_name!r})"
+
+    def _open_collection(
+        self,
+        model: str | None,
+        chunk_size: int | None,
+        chunk_overlap: int | None,
+        timeout: float | None,
+    ) -> tuple[Collection, IndexManifest]:
+        from chromadb.errors import NotFoundError
+
+        client = self._store.client
+        requested = canonical_model_name(model) if model is not None else None
+        probe_client = ollama.Client(host=self.base_url, timeout=timeout)
+        try:
+            collection: Collection | None = client.get_collection(
+                self.collection_name, embedding_function=None
+            )
+        except NotFoundError:
+            collection = None
+
+        if collection is not None:
+            manifest = IndexManifest.from_metadata(collection.metadata, path=self.path)
+            if manifest is None:
+                msg = (
+                    f"The Chroma collection at {self._where()} was not created by ollama-rag "
+                    "and records no embedding model, so it cannot be guarded. Use another "
+                    "collection name, e.g. RagIndex(path, model=..., collection='docs')"
+                )
+                raise RagIndexError(msg, path=self.path)
+            if requested is not None:
+                manifest.check_model_name(requested, path=self.path)
+            self._check_chunk_settings(manifest, chunk_size, chunk_overlap)
+            info = probe_model(probe_client, manifest.model, url=self.base_url)
+            manifest.check_compatible(info, path=self.path)
+            return collection, manifest
+
+        if requested is None:
+            msg = (
+                f"No index at {self._where()}. To create one, name the embedding model: "
+                f"RagIndex({self.path!r}, model='bge-m3')"
+            )
+            raise IndexNotFoundError(msg, path=self.path)
+        info = probe_model(probe_client, model or requested, url=self.base_url)
+        size, overlap = chunk_settings_for_context(info.context_length)
+        size = chunk_size if chunk_size is not None else size
+        overlap = chunk_overlap if chunk_overlap is not None else min(overlap, size // 5)
+        CJKTextSplitter(chunk_size=size, chunk_overlap=overlap)  # validates the pair
+        manifest = IndexManifest(
+            model=info.name,
+            digest=info.digest,
+            dimension=info.dimension,
+            context_length=info.context_length,
+            chunk_size=size,
+            chunk_overlap=overlap,
+            library_version=__version__,
+        )
+        created = client.get_or_create_collection(
+            self.collection_name,
+            metadata=manifest.to_metadata(),
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        # Another client (a Chroma server shared by several processes) may have won the race
+        # to create it; its manifest is then the truth and must match ours.
+        stored = IndexManifest.from_metadata(created.metadata, path=self.path)
+        if stored is not None and stored != manifest:
+            stored.check_compatible(info, path=self.path)
+            manifest = stored
+        return created, manifest
+
+    def _check_chunk_settings(
+        self, manifest: IndexManifest, chunk_size: int | None, chunk_overlap: int | None
+    ) -> None:
+        for name, given, recorded in (
+            ("chunk_size", chunk_size, manifest.chunk_size),
+            ("chunk_overlap", chunk_overlap, manifest.chunk_overlap),
+        ):
+            if given is not None and given != recorded:
+                msg = (
+                    f"The index at {self._where()} was built with {name}={recorded}; "
+                    f"{name}={given} would chunk new text differently from the stored chunks. "
+                    f"Omit {name} to use the recorded value, or build a new collection"
+                )
+                raise ConfigError(msg)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def manifest(self) -> IndexManifest:
+        """The index's :class:`IndexManifest` (model, digest, dimension, splitter, times)."""
+        return self._manifest
+
+    @property
+    def model(self) -> str:
+        """The embedding model recorded in the manifest."""
+        return self._manifest.model
+
+    def _live(self) -> Collection:
+        if self._closed:
+            msg = f"The index at {self._where()} is closed; open it again with RagIndex(...)"
+            raise IndexClosedError(msg, path=self.path)
+        return self._collection
+
+    def count(self) -> int:
+        """Return the number of stored chunks."""
+        return int(self._live().count())
+
+    def close(self) -> None:
+        """Release the Chroma client and the directory lock. Safe to call twice."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> RagIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"chunks={self.count()}"
+        return (
+            f"RagIndex(path={self.path!r}, collection={self.collection_name!r}, "
+            f"model={self.model!r}, dimension={self._manifest.dimension}, {state})"
+        )
+
+    def _repr_html_(self) -> str:
+        m = self._manifest
+        rows = [
+            ("path", self.path or "in-memory"),
+            ("collection", self.collection_name),
+            ("model", m.model_label),
+            ("context", f"{m.context_length} tokens"),
+            ("chunking", f"{m.chunk_size} chars, overlap {m.chunk_overlap}"),
+            ("chunks", "closed" if self._closed else str(self.count())),
+            ("updated", m.updated_at),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table><caption>RagIndex</caption>{body}</table>"
+
+    # ------------------------------------------------------------------ writing
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        source: str | None = None,
+    ) -> list[str]:
+        """Split, embed and store texts; unchanged chunks are never embedded again.
+
+        Args:
+            texts: The texts. Each is split into chunks.
+            metadatas: One metadata dict per text (scalar values), copied onto its chunks.
+            source: Where the texts come from. Adding a source again replaces exactly its old
+                chunks. Without one, each text is its own source (named by its hash), so
+                re-adding the same text is a no-op.
+
+        Returns:
+            The ids of the chunks now stored for these texts, in order.
+        """
+        if isinstance(texts, str):
+            msg = "add_texts() takes a list of texts; wrap a single text: add_texts([text])"
+            raise ConfigError(msg)
+        text_list = list(texts)
+        if metadatas is not None and len(metadatas) != len(text_list):
+            msg = f"Got {len(text_list)} texts but {len(metadatas)} metadatas; pass one per text"
+            raise ConfigError(msg)
+        docs = []
+        for i, text in enumerate(text_list):
+            if not isinstance(text, str):
+                msg = f"Text {i} is a {type(text).__name__}, not a str; decode or convert it first"
+                raise ConfigError(msg)
+            meta = dict(metadatas[i]) if metadatas is not None else {}
+            if source is not None:
+                meta["source"] = source
+            docs.append(Document(page_content=text, metadata=meta))
+        return self.add_documents(docs)
+
+    def add_documents(self, documents: Iterable[Document]) -> list[str]:
+        """Split, embed and store LangChain documents (``metadata["source"]`` names the source).
+
+        Returns:
+            The ids of the chunks now stored for these documents, in order.
+        """
+        chunks = self._chunk(list(documents))
+        with self._lock:
+            collection = self._live()
+            self._write(collection, chunks)
+            self._drop_stale(collection, chunks)
+            self._touch(collection)
+        return [c.id for c in chunks]
+
+    def _chunk(self, documents: list[Document]) -> list[_Chunk]:
+        chunks: list[_Chunk] = []
+        per_source: Counter[str] = Counter()
+        seen: Counter[tuple[str, str]] = Counter()
+        for n, doc in enumerate(documents):
+            where = f"Document {n}"
+            user = _check_metadata(doc.metadata, where)
+            text = doc.page_content
+            raw_source = user.get("source")
+            source = str(raw_source) if raw_source else f"text:{_sha256(text)[:16]}"
+            where = f"Document {n} (source {source!r})"
+            if not text.strip():
+                warnings.warn(f"{where} is empty and was skipped", UserWarning, stacklevel=3)
+                continue
+            for piece in self.splitter.create_documents([text]):
+                content_hash = _sha256(piece.page_content)
+                seen[(source, content_hash)] += 1
+                key = f"{source}\x1f{content_hash}\x1f{seen[(source, content_hash)]}"
+                metadata = {k: v for k, v in user.items() if k not in RESERVED_KEYS}
+                metadata.update(
+                    source=source,
+                    chunk_index=per_source[source],
+                    start_index=piece.metadata["start_index"],
+                    end_index=piece.metadata["end_index"],
+                    content_hash=content_hash,
+                )
+                per_source[source] += 1
+                chunks.append(_Chunk(_sha256(key)[:32], piece.page_content, metadata))
+        return chunks
+
+    def _write(self, collection: Collection, chunks: list[_Chunk]) -> None:
+        """Store chunks that are new; reuse stored vectors for text that is already embedded."""
+        if not chunks:
+            return
+        stored = self._get(collection, ids=[c.id for c in chunks], include=["metadatas"])
+        stored_meta = dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
+        changed = [c for c in chunks if c.id in stored_meta and stored_meta[c.id] != c.metadata]
+        if changed:  # same text, new metadata: rewrite metadata only, dropping stale keys
+            update = [{**dict.fromkeys(stored_meta[c.id] or {}), **c.metadata} for c in changed]
+            for start in range(0, len(changed), WRITE_BATCH):
+                end = start + WRITE_BATCH
+                collection.update(
+                    ids=[c.id for c in changed[start:end]], metadatas=cast(Any, update[start:end])
+                )
+        new = [c for c in chunks if c.id not in stored_meta]
+        if not new:
+            return
+        vectors = self._known_vectors(collection, new)
+        todo = [c for c in new if c.metadata["content_hash"] not in vectors]
+        fresh = self.embeddings.embed_documents([c.text for c in todo])
+        vectors.update((c.metadata["content_hash"], v) for c, v in zip(todo, fresh, strict=True))
+        size = min(WRITE_BATCH, self._store.client.get_max_batch_size())
+        for ids, embeddings, documents, metadatas in batched_rows(
+            size,
+            [c.id for c in new],
+            [vectors[c.metadata["content_hash"]] for c in new],
+            [c.text for c in new],
+            [c.metadata for c in new],
+        ):
+            collection.upsert(
+                ids=ids,
+                embeddings=embeddings,
+                documents=documents,
+                metadatas=metadatas,
+            )
+
+    def _known_vectors(self, collection: Collection, chunks: list[_Chunk]) -> dict[str, Any]:
+        """Vectors already stored for the same text (a renamed or copied source)."""
+        hashes = sorted({c.metadata["content_hash"] for c in chunks})
+        known: dict[str, Any] = {}
+        for start in range(0, len(hashes), WRITE_BATCH):
+            part = hashes[start : start + WRITE_BATCH]
+            got = collection.get(
+                where=cast(Any, {"content_hash": {"$in": part}}),
+                include=["metadatas", "embeddings"],
+            )
+            # Chroma returns embeddings as a numpy array, whose truth value is ambiguous.
+            vectors = got["embeddings"] if got["embeddings"] is not None else []
+            for meta, vector in zip(got["metadatas"] or [], vectors, strict=True):
+                if meta is not None:
+                    known[str(meta["content_hash"])] = list(vector)
+        return known
+
+    def _get(self, collection: Collection, *, ids: list[str], include: list[str]) -> Any:
+        ids_out: list[str] = []
+        metas: list[Any] = []
+        for start in range(0, len(ids), WRITE_BATCH):
+            got = collection.get(ids=ids[start : start + WRITE_BATCH], include=include)  # type: ignore[arg-type]
+            ids_out.extend(got["ids"])
+            metas.extend(got["metadatas"] or [None] * len(got["ids"]))
+        return {"ids": ids_out, "metadatas": metas}
+
+    def _drop_stale(self, collection: Collection, chunks: list[_Chunk]) -> None:
+        """Delete chunks of the sources just written that the new content no longer has."""
+        keep: dict[str, set[str]] = {}
+        for c in chunks:
+            keep.setdefault(str(c.metadata["source"]), set()).add(c.id)
+        for source, ids in keep.items():
+            present = collection.get(where={"source": source}, include=[])["ids"]
+            stale = [i for i in present if i not in ids]
+            for start in range(0, len(stale), WRITE_BATCH):
+                collection.delete(ids=stale[start : start + WRITE_BATCH])
+
+    def _touch(self, collection: Collection) -> None:
+        self._manifest = self._manifest.touched()
+        # modify() replaces the whole metadata dict, so the full manifest is always written.
+        collection.modify(metadata=self._manifest.to_metadata())
+
+    def delete(self, ids: Sequence[str] | None = None, *, source: str | None = None) -> int:
+        """Delete chunks by id, or every chunk of a source.
+
+        Returns:
+            The number of chunks deleted.
+        """
+        if (ids is None) == (source is None):
+            msg = "delete() needs exactly one of ids=[...] or source='...'"
+            raise ConfigError(msg)
+        with self._lock:
+            collection = self._live()
+            if source is not None:
+                targets = collection.get(where={"source": source}, include=[])["ids"]
+            else:
+                targets = self._get(collection, ids=list(ids or []), include=[])["ids"]
+            for start in range(0, len(targets), WRITE_BATCH):
+                collection.delete(ids=targets[start : start + WRITE_BATCH])
+            if targets:
+                self._touch(collection)
+        return len(targets)
+
+    # ------------------------------------------------------------------ searching
+
+    def _query(
+        self,
+        query: str,
+        n: int,
+        *,
+        filter: Mapping[str, Any] | None,
+        where_document: Mapping[str, Any] | None,
+        with_embeddings: bool = False,
+    ) -> tuple[list[float], list[tuple[Document, float]], list[list[float]]]:
+        if not isinstance(query, str) or not query.strip():
+            msg = "search() needs a non-empty query string"
+            raise ConfigError(msg)
+        if n < 1:
+            msg = f"k must be at least 1, got {n}"
+            raise ConfigError(msg)
+        collection = self._live()
+        vector = self.embeddings.embed_query(query)
+        available = collection.count()
+        if available == 0:
+            return vector, [], []
+        include = ["documents", "metadatas", "distances"]
+        if with_embeddings:
+            include.append("embeddings")
+        res = collection.query(
+            query_embeddings=cast(Any, [vector]),
+            n_results=min(n, available),
+            where=cast(Any, dict(filter)) if filter else None,
+            where_document=cast(Any, dict(where_document)) if where_document else None,
+            include=include,  # type: ignore[arg-type]
+        )
+        hits: list[tuple[Document, float]] = []
+        docs = (res["documents"] or [[]])[0]
+        metas = (res["metadatas"] or [[]])[0]
+        dists = (res["distances"] or [[]])[0]
+        for cid, text, meta, dist in zip(res["ids"][0], docs, metas, dists, strict=True):
+            score = 1.0 - float(dist)  # cosine space: distance = 1 - cosine similarity
+            metadata = {**(meta or {}), "id": cid, "score": score}
+            hits.append((Document(page_content=text or "", metadata=metadata, id=cid), score))
+        found = res["embeddings"] if with_embeddings else None
+        vectors = [list(map(float, v)) for v in found[0]] if found is not None else []
+        return vector, hits, vectors
+
+    def search_with_scores(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+    ) -> list[tuple[Document, float]]:
+        """Return the ``k`` chunks most similar to ``query`` with cosine similarity scores.
+
+        Args:
+            query: The question or search text.
+            k: How many chunks to return.
+            filter: A Chroma metadata filter, e.g. ``{"source": "a.md"}``.
+            where_document: A Chroma document filter, e.g. ``{"$contains": "富士"}``.
+
+        Returns:
+            ``(Document, score)`` pairs, best first; score is cosine similarity (1 = identical).
+        """
+        _, hits, _ = self._query(query, k, filter=filter, where_document=where_document)
+        return hits
+
+    def search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        """Return the ``k`` chunks most similar to ``query``, best first.
+
+        Each document's metadata holds ``score``, ``id``, ``source``, ``chunk_index`` and the
+        character offsets ``start_index``/``end_index`` into its source text.
+        """
+        return [
+            d
+            for d, _ in self.search_with_scores(
+                query, k, filter=filter, where_document=where_document
+            )
+        ]
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        filter: Mapping[str, Any] | None = None,
+        where_document: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        """Return ``k`` chunks that are relevant to ``query`` and different from each other.
+
+        Args:
+            query: The question or search text.
+            k: How many chunks to return.
+            fetch_k: How many nearest chunks to choose from.
+            lambda_mult: 1 = pure relevance, 0 = maximal diversity.
+            filter: A Chroma metadata filter.
+            where_document: A Chroma document filter.
+
+        Returns:
+            Documents in MMR selection order, with ``score`` (cosine similarity) in metadata.
+        """
+        import numpy as np
+        from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+        if not 0.0 <= lambda_mult <= 1.0:
+            msg = f"lambda_mult must be between 0 and 1, got {lambda_mult}"
+            raise ConfigError(msg)
+        vector, hits, vectors = self._query(
+            query,
+            max(fetch_k, k),
+            filter=filter,
+            where_document=where_document,
+            with_embeddings=True,
+        )
+        if not hits:
+            return []
+        order = maximal_marginal_relevance(
+            np.array(vector), vectors, k=min(k, len(hits)), lambda_mult=lambda_mult
+        )
+        return [hits[i][0] for i in order]
+
+    def as_retriever(self, **kwargs: Any) -> RagRetriever:
+        """Return a LangChain retriever over this index.
+
+        Args:
+            **kwargs: ``search_type`` (``"similarity"``, ``"mmr"`` or
+                ``"similarity_score_threshold"``) and ``search_kwargs`` (``k``, ``filter``,
+                ``where_document``, ``fetch_k``, ``lambda_mult``, ``score_threshold``), plus any
+                ``BaseRetriever`` field such as ``tags``.
+
+        Returns:
+            A :class:`~langchain_core.retrievers.BaseRetriever`.
+        """
+        search_type = kwargs.pop("search_type", "similarity")
+        check_search(search_type, kwargs.get("search_kwargs") or {})
+        return RagRetriever(index=self, search_type=search_type, **kwargs)
+
+    @property
+    def vectorstore(self) -> Chroma:
+        """This index as a LangChain ``Chroma`` vector store, for LangChain APIs that need one.
+
+        It shares the collection and embeds with the recorded model, so it cannot mix models;
+        it does not chunk or deduplicate, so prefer :meth:`add_texts` for writing.
+        """
+        from langchain_chroma import Chroma
+
+        self._live()
+        return Chroma(
+            client=self._store.client,
+            collection_name=self.collection_name,
+            embedding_function=self.embeddings,
+            create_collection_if_not_exists=False,
+        )

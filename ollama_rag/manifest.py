@@ -1,0 +1,155 @@
+"""The index manifest: what an index records about the model that built it, and the guard.
+
+The manifest lives in the Chroma collection's own metadata (scalar values under ``ollama_rag.``
+keys, because Chroma rejects nested values), so it travels with the vectors it describes: copy
+the directory, or point a client at a Chroma server, and the record comes along.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ollama_rag.errors import MISMATCH_MESSAGE, EmbeddingModelMismatchError, RagIndexError
+from ollama_rag.ollama import ModelInfo
+
+__all__ = ["MANIFEST_FORMAT", "IndexManifest", "now_iso"]
+
+MANIFEST_FORMAT = 1
+_PREFIX = "ollama_rag."
+
+MetadataValue = str | int | float | bool
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string (seconds precision)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12] or "unknown"
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """The record an index keeps about how its vectors were made.
+
+    Attributes:
+        model: Canonical Ollama model name with tag, e.g. ``bge-m3:latest``.
+        digest: The model digest from ``/api/tags`` at build time.
+        dimension: Vector length.
+        context_length: Tokens the model embeds without truncation.
+        chunk_size: Splitter chunk size in characters.
+        chunk_overlap: Splitter overlap in characters.
+        document_prefix: Text prepended to documents before embedding.
+        query_prefix: Text prepended to queries before embedding.
+        splitter: Name of the splitter that produced the chunks.
+        library_version: ollama-rag version that created the index.
+        created_at: ISO 8601 UTC creation time.
+        updated_at: ISO 8601 UTC time of the last write.
+        format: Manifest format version.
+    """
+
+    model: str
+    digest: str
+    dimension: int
+    context_length: int
+    chunk_size: int
+    chunk_overlap: int
+    document_prefix: str = ""
+    query_prefix: str = ""
+    splitter: str = "CJKTextSplitter"
+    library_version: str = ""
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    format: int = MANIFEST_FORMAT
+
+    @property
+    def model_label(self) -> str:
+        """The model with a short digest and dimension, for messages."""
+        return f"{self.model} (digest {_short(self.digest)}, {self.dimension}-d)"
+
+    def to_metadata(self) -> dict[str, MetadataValue]:
+        """Flatten into Chroma collection metadata (scalars only)."""
+        return {_PREFIX + k: v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_metadata(
+        cls, metadata: Mapping[str, Any] | None, *, path: str | None = None
+    ) -> IndexManifest | None:
+        """Read a manifest back from collection metadata.
+
+        Returns:
+            The manifest, or None when the collection has no ollama-rag record at all.
+
+        Raises:
+            RagIndexError: The record is present but incomplete or from a newer format.
+        """
+        raw = {
+            k.removeprefix(_PREFIX): v for k, v in (metadata or {}).items() if k.startswith(_PREFIX)
+        }
+        if not raw:
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if int(raw.get("format", 0)) > MANIFEST_FORMAT:
+            msg = (
+                f"The index at {path or 'memory'} was written by a newer ollama-rag "
+                f"(manifest format {raw['format']}); upgrade: pip install -U ollama-rag"
+            )
+            raise RagIndexError(msg, path=path)
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in names})
+        except TypeError as err:
+            msg = f"The index manifest at {path or 'memory'} is incomplete ({err})"
+            raise RagIndexError(msg, path=path) from err
+
+    def touched(self) -> IndexManifest:
+        """Return a copy with ``updated_at`` set to now."""
+        return dataclasses.replace(self, updated_at=now_iso())
+
+    def check_model_name(self, requested: str, *, path: str | None) -> None:
+        """Refuse a different model by name alone (needs no server).
+
+        Raises:
+            EmbeddingModelMismatchError: ``requested`` is not the recorded model.
+        """
+        if requested != self.model:
+            self._refuse(requested, requested, "the model names differ", path)
+
+    def check_compatible(self, info: ModelInfo, *, path: str | None) -> None:
+        """Refuse a model whose name, digest or dimension differs from the recorded one.
+
+        Two different models of equal dimension (bge-m3 and mxbai-embed-large are both
+        1024-d) are refused by name and digest; a re-pulled tag with new weights by digest.
+
+        Raises:
+            EmbeddingModelMismatchError: The model is not the one that built the index.
+        """
+        requested = f"{info.name} (digest {_short(info.digest)}, {info.dimension}-d)"
+        if info.name != self.model:
+            self._refuse(info.name, requested, "the model names differ", path)
+        if info.dimension != self.dimension:
+            reason = f"its vectors have {info.dimension} dimensions, the index {self.dimension}"
+            self._refuse(info.name, requested, reason, path)
+        if self.digest and info.digest and info.digest != self.digest:
+            reason = (
+                f"the model was re-pulled with different weights since the index was built "
+                f"(digest {_short(self.digest)} -> {_short(info.digest)})"
+            )
+            self._refuse(info.name, requested, reason, path)
+
+    def _refuse(self, requested_name: str, requested: str, reason: str, path: str | None) -> None:
+        msg = MISMATCH_MESSAGE.format(
+            recorded=self.model_label,
+            requested=requested,
+            reason=reason,
+            path=path if path is not None else "<in-memory>",
+            recorded_name=self.model,
+            requested_name=requested_name,
+        )
+        raise EmbeddingModelMismatchError(
+            msg, path=path, recorded=self.model, requested=requested_name
+        )

@@ -1,0 +1,78 @@
+"""The public surface is exactly what the docs promise, sorted, and every name resolves."""
+
+from __future__ import annotations
+
+import ollama_rag
+import ollama_rag.testing
+
+EXPECTED = [
+    "CJKTextSplitter",
+    "ConfigError",
+    "ContextLengthExceededError",
+    "DocumentLoadError",
+    "EmbeddingModelMismatchError",
+    "IndexClosedError",
+    "IndexLockedError",
+    "IndexManifest",
+    "IndexNotFoundError",
+    "ModelNotFoundError",
+    "NotAnEmbeddingModelError",
+    "OllamaError",
+    "OllamaResponseError",
+    "OllamaUnavailableError",
+    "RagError",
+    "RagIndex",
+    "RagIndexError",
+    "RagRetriever",
+    "SqliteCompatError",
+    "__version__",
+]
+
+
+def isort_order(names: list[str]) -> list[str]:
+    """The order ruff's RUF022 keeps: CONSTANTS, then Classes, then everything else."""
+
+    def key(name: str) -> tuple[int, str]:
+        if name.isupper():
+            return (0, name)
+        return (1 if name[:1].isupper() else 2, name)
+
+    return sorted(names, key=key)
+
+
+def test_all_is_exact_and_sorted() -> None:
+    assert ollama_rag.__all__ == EXPECTED
+    assert isort_order(ollama_rag.__all__) == ollama_rag.__all__
+
+
+def test_every_public_name_resolves() -> None:
+    for name in ollama_rag.__all__:
+        assert getattr(ollama_rag, name) is not None
+
+
+def test_testing_surface_is_sorted_and_resolves() -> None:
+    names = ollama_rag.testing.__all__
+    assert names == isort_order(names)
+    for name in ("ChatOnlyModel", "HashEmbeddingModel", "LocalOllama", "MultilingualUSEModel"):
+        assert name in names
+    for name in names:
+        assert getattr(ollama_rag.testing, name) is not None
+
+
+def test_errors_inherit_the_builtins_callers_catch() -> None:
+    assert issubclass(ollama_rag.OllamaUnavailableError, ConnectionError)
+    assert issubclass(ollama_rag.ModelNotFoundError, LookupError)
+    assert issubclass(ollama_rag.IndexNotFoundError, LookupError)
+    assert issubclass(ollama_rag.EmbeddingModelMismatchError, ValueError)
+    assert issubclass(ollama_rag.ConfigError, ValueError)
+    assert issubclass(ollama_rag.IndexLockedError, RuntimeError)
+    for name in ollama_rag.__all__:
+        obj = getattr(ollama_rag, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, ollama_rag.RagError), name
+
+
+def test_version_is_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    assert ollama_rag.__version__ == version("ollama-rag")
