@@ -6,18 +6,15 @@ This module only orchestrates: the manifest decides compatibility, ``ollama.py``
 
 from __future__ import annotations
 
-import hashlib
 import html
+import json
 import re
 import threading
 import warnings
 import weakref
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import ollama
 from langchain_core.documents import Document
 
 from ollama_rag import __version__
@@ -27,18 +24,19 @@ from ollama_rag.errors import (
     IndexNotFoundError,
     RagIndexError,
 )
+from ollama_rag.ingest import Piece, Pipeline, Unit, sha256
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.ollama import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TIMEOUT,
     OllamaEmbedder,
     canonical_model_name,
-    probe_model,
-    resolve_base_url,
+    probe_hosts,
+    resolve_base_urls,
 )
 from ollama_rag.retriever import RagRetriever, check_search
 from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
-from ollama_rag.store import WRITE_BATCH, StoreHandle, batched_rows, open_store
+from ollama_rag.store import WRITE_BATCH, StoreHandle, open_store
 
 if TYPE_CHECKING:
     import os
@@ -51,19 +49,22 @@ __all__ = ["RagIndex"]
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 # Keys the index writes on every chunk; user metadata may not override them.
-RESERVED_KEYS = ("source", "chunk_index", "start_index", "end_index", "content_hash")
+RESERVED_KEYS = (
+    "source",
+    "chunk_index",
+    "start_index",
+    "end_index",
+    "content_hash",
+    "unit_hash",
+    "complete_hash",
+)
 Metadata = dict[str, Any]
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    id: str
-    text: str
-    metadata: Metadata
+def _release(store: StoreHandle, embedder: OllamaEmbedder | None) -> None:
+    if embedder is not None:
+        embedder.close()
+    store.close()
 
 
 def _check_metadata(metadata: Mapping[str, Any], where: str) -> Metadata:
@@ -125,7 +126,9 @@ class RagIndex:
         path: Directory of a persistent index (created if missing), or None for in-memory.
         model: Ollama embedding model. Needed to create an index; when opening one it must be
             the recorded model (or None to use it).
-        base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
+        base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``. A
+            list of URLs spreads embedding over several Ollama hosts (all must serve the same
+            model digest).
         collection: Chroma collection name; one directory can hold several indexes.
         chunk_size: Characters per chunk; by default derived from the model's context.
         chunk_overlap: Characters shared by neighbouring chunks.
@@ -134,6 +137,9 @@ class RagIndex:
         batch_size: Texts per embedding request.
         keep_alive: Seconds Ollama keeps the model loaded after a request (negative = forever).
         timeout: Seconds per HTTP request to Ollama.
+        concurrency: Embedding requests in flight per Ollama host.
+        retries: Retries of a request that failed with a connection error or a 5xx answer.
+        retry_backoff: Seconds before the first retry; doubled for each further one.
 
     Raises:
         EmbeddingModelMismatchError: The index was built by another model (name, digest or
@@ -151,7 +157,7 @@ class RagIndex:
         path: str | os.PathLike[str] | None = None,
         *,
         model: str | None = None,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         collection: str = "default",
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
@@ -159,6 +165,9 @@ class RagIndex:
         batch_size: int = DEFAULT_BATCH_SIZE,
         keep_alive: int | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        concurrency: int = 2,
+        retries: int = 3,
+        retry_backoff: float = 0.5,
     ) -> None:
         if not _COLLECTION_NAME.match(collection):
             msg = (
@@ -167,11 +176,12 @@ class RagIndex:
             )
             raise ConfigError(msg)
         self.collection_name = collection
-        self.base_url = resolve_base_url(base_url)
+        self.base_urls = resolve_base_urls(base_url)
+        self.base_url = self.base_urls[0]
         self._lock = threading.RLock()
         self._closed = False
         self._store: StoreHandle = open_store(path, client)
-        self._finalizer = weakref.finalize(self, self._store.close)
+        self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
             self._collection, self._manifest = self._open_collection(
                 model, chunk_size, chunk_overlap, timeout
@@ -181,14 +191,19 @@ class RagIndex:
             raise
         self.embeddings = OllamaEmbedder(
             model=self._manifest.model,
-            base_url=self.base_url,
+            base_url=self.base_urls,
             dimension=self._manifest.dimension,
             document_prefix=self._manifest.document_prefix,
             query_prefix=self._manifest.query_prefix,
             batch_size=batch_size,
             keep_alive=keep_alive,
             timeout=timeout,
+            concurrency=concurrency,
+            retries=retries,
+            backoff=retry_backoff,
         )
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _release, self._store, self.embeddings)
         self.splitter = CJKTextSplitter(
             chunk_size=self._manifest.chunk_size, chunk_overlap=self._manifest.chunk_overlap
         )
@@ -215,7 +230,6 @@ class RagIndex:
 
         client = self._store.client
         requested = canonical_model_name(model) if model is not None else None
-        probe_client = ollama.Client(host=self.base_url, timeout=timeout)
         try:
             collection: Collection | None = client.get_collection(
                 self.collection_name, embedding_function=None
@@ -235,7 +249,7 @@ class RagIndex:
             if requested is not None:
                 manifest.check_model_name(requested, path=self.path)
             self._check_chunk_settings(manifest, chunk_size, chunk_overlap)
-            info = probe_model(probe_client, manifest.model, url=self.base_url)
+            info = probe_hosts(manifest.model, self.base_urls, timeout=timeout)
             manifest.check_compatible(info, path=self.path)
             return collection, manifest
 
@@ -245,7 +259,7 @@ class RagIndex:
                 f"RagIndex({self.path!r}, model='bge-m3')"
             )
             raise IndexNotFoundError(msg, path=self.path)
-        info = probe_model(probe_client, model or requested, url=self.base_url)
+        info = probe_hosts(model or requested, self.base_urls, timeout=timeout)
         size, overlap = chunk_settings_for_context(info.context_length)
         size = chunk_size if chunk_size is not None else size
         overlap = chunk_overlap if chunk_overlap is not None else min(overlap, size // 5)
@@ -388,119 +402,63 @@ class RagIndex:
     def add_documents(self, documents: Iterable[Document]) -> list[str]:
         """Split, embed and store LangChain documents (``metadata["source"]`` names the source).
 
+        Documents with the same source form one unit: adding that source again replaces exactly
+        its old chunks.
+
         Returns:
             The ids of the chunks now stored for these documents, in order.
         """
-        chunks = self._chunk(list(documents))
+        units = self._text_units(list(documents))
         with self._lock:
-            collection = self._live()
-            self._write(collection, chunks)
-            self._drop_stale(collection, chunks)
-            self._touch(collection)
-        return [c.id for c in chunks]
+            pipeline = self._run(units)
+        return [cid for unit in units for cid in pipeline.ids.get(unit.source, [])]
 
-    def _chunk(self, documents: list[Document]) -> list[_Chunk]:
-        chunks: list[_Chunk] = []
-        per_source: Counter[str] = Counter()
-        seen: Counter[tuple[str, str]] = Counter()
+    def _text_units(self, documents: list[Document]) -> list[Unit]:
+        grouped: dict[str, list[tuple[Document, Metadata]]] = {}
         for n, doc in enumerate(documents):
-            where = f"Document {n}"
-            user = _check_metadata(doc.metadata, where)
-            text = doc.page_content
+            if not isinstance(doc, Document):
+                msg = f"Item {n} is a {type(doc).__name__}, not a langchain Document"
+                raise ConfigError(msg)
+            user = _check_metadata(doc.metadata, f"Document {n}")
             raw_source = user.get("source")
-            source = str(raw_source) if raw_source else f"text:{_sha256(text)[:16]}"
-            where = f"Document {n} (source {source!r})"
-            if not text.strip():
-                warnings.warn(f"{where} is empty and was skipped", UserWarning, stacklevel=3)
+            source = str(raw_source) if raw_source else f"text:{sha256(doc.page_content)[:16]}"
+            if not doc.page_content.strip():
+                warnings.warn(
+                    f"Document {n} (source {source!r}) is empty and was skipped",
+                    UserWarning,
+                    stacklevel=4,
+                )
                 continue
-            for piece in self.splitter.create_documents([text]):
-                content_hash = _sha256(piece.page_content)
-                seen[(source, content_hash)] += 1
-                key = f"{source}\x1f{content_hash}\x1f{seen[(source, content_hash)]}"
-                metadata = {k: v for k, v in user.items() if k not in RESERVED_KEYS}
-                metadata.update(
-                    source=source,
-                    chunk_index=per_source[source],
-                    start_index=piece.metadata["start_index"],
-                    end_index=piece.metadata["end_index"],
-                    content_hash=content_hash,
-                )
-                per_source[source] += 1
-                chunks.append(_Chunk(_sha256(key)[:32], piece.page_content, metadata))
-        return chunks
-
-    def _write(self, collection: Collection, chunks: list[_Chunk]) -> None:
-        """Store chunks that are new; reuse stored vectors for text that is already embedded."""
-        if not chunks:
-            return
-        stored = self._get(collection, ids=[c.id for c in chunks], include=["metadatas"])
-        stored_meta = dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
-        changed = [c for c in chunks if c.id in stored_meta and stored_meta[c.id] != c.metadata]
-        if changed:  # same text, new metadata: rewrite metadata only, dropping stale keys
-            update = [{**dict.fromkeys(stored_meta[c.id] or {}), **c.metadata} for c in changed]
-            for start in range(0, len(changed), WRITE_BATCH):
-                end = start + WRITE_BATCH
-                collection.update(
-                    ids=[c.id for c in changed[start:end]], metadatas=cast(Any, update[start:end])
-                )
-        new = [c for c in chunks if c.id not in stored_meta]
-        if not new:
-            return
-        vectors = self._known_vectors(collection, new)
-        todo = [c for c in new if c.metadata["content_hash"] not in vectors]
-        fresh = self.embeddings.embed_documents([c.text for c in todo])
-        vectors.update((c.metadata["content_hash"], v) for c, v in zip(todo, fresh, strict=True))
-        size = min(WRITE_BATCH, self._store.client.get_max_batch_size())
-        for ids, embeddings, documents, metadatas in batched_rows(
-            size,
-            [c.id for c in new],
-            [vectors[c.metadata["content_hash"]] for c in new],
-            [c.text for c in new],
-            [c.metadata for c in new],
-        ):
-            collection.upsert(
-                ids=ids,
-                embeddings=embeddings,
-                documents=documents,
-                metadatas=metadatas,
+            extra = {k: v for k, v in user.items() if k not in RESERVED_KEYS}
+            grouped.setdefault(source, []).append((doc, extra))
+        units = []
+        for source, docs in grouped.items():
+            pieces = [
+                Piece(text, start, start + len(text), extra)
+                for doc, extra in docs
+                for start, text in self.splitter.split_text_with_offsets(doc.page_content)
+            ]
+            fingerprint = json.dumps(
+                [[doc.page_content, extra] for doc, extra in docs], sort_keys=True, default=str
             )
+            units.append(Unit(source=source, unit_hash=sha256(fingerprint), pieces=pieces))
+        return units
 
-    def _known_vectors(self, collection: Collection, chunks: list[_Chunk]) -> dict[str, Any]:
-        """Vectors already stored for the same text (a renamed or copied source)."""
-        hashes = sorted({c.metadata["content_hash"] for c in chunks})
-        known: dict[str, Any] = {}
-        for start in range(0, len(hashes), WRITE_BATCH):
-            part = hashes[start : start + WRITE_BATCH]
-            got = collection.get(
-                where=cast(Any, {"content_hash": {"$in": part}}),
-                include=["metadatas", "embeddings"],
-            )
-            # Chroma returns embeddings as a numpy array, whose truth value is ambiguous.
-            vectors = got["embeddings"] if got["embeddings"] is not None else []
-            for meta, vector in zip(got["metadatas"] or [], vectors, strict=True):
-                if meta is not None:
-                    known[str(meta["content_hash"])] = list(vector)
-        return known
-
-    def _get(self, collection: Collection, *, ids: list[str], include: list[str]) -> Any:
-        ids_out: list[str] = []
-        metas: list[Any] = []
-        for start in range(0, len(ids), WRITE_BATCH):
-            got = collection.get(ids=ids[start : start + WRITE_BATCH], include=include)  # type: ignore[arg-type]
-            ids_out.extend(got["ids"])
-            metas.extend(got["metadatas"] or [None] * len(got["ids"]))
-        return {"ids": ids_out, "metadatas": metas}
-
-    def _drop_stale(self, collection: Collection, chunks: list[_Chunk]) -> None:
-        """Delete chunks of the sources just written that the new content no longer has."""
-        keep: dict[str, set[str]] = {}
-        for c in chunks:
-            keep.setdefault(str(c.metadata["source"]), set()).add(c.id)
-        for source, ids in keep.items():
-            present = collection.get(where={"source": source}, include=[])["ids"]
-            stale = [i for i in present if i not in ids]
-            for start in range(0, len(stale), WRITE_BATCH):
-                collection.delete(ids=stale[start : start + WRITE_BATCH])
+    def _run(self, units: Iterable[Unit], *, on_chunks: Any = None) -> Pipeline:
+        collection = self._live()
+        pipeline = Pipeline(
+            collection=collection,
+            embedder=self.embeddings,
+            splitter_factory=lambda size: CJKTextSplitter(chunk_size=size, chunk_overlap=0),
+            write_batch=min(WRITE_BATCH, self._store.client.get_max_batch_size()),
+            on_chunks=on_chunks,
+        )
+        try:
+            pipeline.run(units)
+        finally:
+            if pipeline.ids or pipeline.report.files_deleted:
+                self._touch(collection)
+        return pipeline
 
     def _touch(self, collection: Collection) -> None:
         self._manifest = self._manifest.touched()
@@ -521,7 +479,11 @@ class RagIndex:
             if source is not None:
                 targets = collection.get(where={"source": source}, include=[])["ids"]
             else:
-                targets = self._get(collection, ids=list(ids or []), include=[])["ids"]
+                wanted = list(ids or [])
+                targets = []
+                for start in range(0, len(wanted), WRITE_BATCH):
+                    part = wanted[start : start + WRITE_BATCH]
+                    targets.extend(collection.get(ids=part, include=[])["ids"])
             for start in range(0, len(targets), WRITE_BATCH):
                 collection.delete(ids=targets[start : start + WRITE_BATCH])
             if targets:

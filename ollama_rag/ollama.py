@@ -10,11 +10,15 @@ recorded dimension, and errors that name the fix instead of a bare ``ConnectionE
 from __future__ import annotations
 
 import os
+import queue
+import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,12 +43,15 @@ from ollama_rag.errors import (
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
+    "EmbeddingPool",
     "ModelInfo",
     "OllamaEmbedder",
     "canonical_model_name",
     "normalize_base_url",
+    "probe_hosts",
     "probe_model",
     "resolve_base_url",
+    "resolve_base_urls",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
@@ -56,8 +63,6 @@ DEFAULT_BATCH_SIZE = 64
 # New Ollama builds embed with num_batch = min(2048, num_ctx) and cut anything longer
 # (reference/ollama-api.md §1.8), so no model is trusted with more than this many tokens.
 OLLAMA_EMBED_TOKEN_CAP = 2048
-
-_T = TypeVar("_T")
 
 
 def normalize_base_url(url: str) -> str:
@@ -107,6 +112,26 @@ def resolve_base_url(base_url: str | None) -> str:
     """Pick the Ollama URL: the argument, else ``OLLAMA_HOST``, else ``http://127.0.0.1:11434``."""
     chosen = base_url if base_url else os.environ.get("OLLAMA_HOST", "")
     return normalize_base_url(chosen)
+
+
+def resolve_base_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Like :func:`resolve_base_url`, for one URL or several (scale-out over Ollama hosts).
+
+    A string may also list several URLs separated by commas, so ``OLLAMA_HOST``-style settings
+    can name more than one host.
+
+    >>> resolve_base_urls("gpu1:11434, gpu2:11434")
+    ('http://gpu1:11434', 'http://gpu2:11434')
+    """
+    if base_url is None or isinstance(base_url, str):
+        text = base_url or os.environ.get("OLLAMA_HOST", "")
+        items = [part for part in text.split(",") if part.strip()] or [""]
+    else:
+        items = list(base_url)
+        if not items:
+            msg = "base_url=[] names no Ollama host; pass at least one URL"
+            raise ConfigError(msg)
+    return tuple(dict.fromkeys(normalize_base_url(item) for item in items))
 
 
 def canonical_model_name(name: str) -> str:
@@ -256,71 +281,230 @@ def probe_model(client: ollama.Client, model: str, *, url: str) -> ModelInfo:
     )
 
 
-class OllamaEmbedder(Embeddings):
-    """LangChain ``Embeddings`` for one Ollama model, as recorded in an index manifest.
+def probe_hosts(model: str, urls: Sequence[str], *, timeout: float | None) -> ModelInfo:
+    """Probe ``model`` on every host and insist they all serve the same weights.
 
-    Wraps :class:`~langchain_ollama.OllamaEmbeddings` (available as :attr:`embeddings`) and adds
-    batching, the model's document/query prefixes, a dimension check on every vector and
-    errors that name the fix.
+    Raises:
+        EmbeddingModelMismatchError: Two hosts have different digests or dimensions of it.
+        OllamaError: As :func:`probe_model`, for the first host that fails.
+    """
+    infos = [probe_model(ollama.Client(host=u, timeout=timeout), model, url=u) for u in urls]
+    first = infos[0]
+    for url, info in zip(urls[1:], infos[1:], strict=True):
+        if (info.digest, info.dimension) != (first.digest, first.dimension):
+            msg = (
+                f'Ollama hosts disagree about "{first.name}": {_display_url(urls[0])} has '
+                f"digest {first.digest[:12]} ({first.dimension}-d), {_display_url(url)} has "
+                f"{info.digest[:12]} ({info.dimension}-d). Vectors from the two would be mixed: "
+                f'run "ollama pull {model}" on every host so they serve the same version'
+            )
+            raise EmbeddingModelMismatchError(msg, recorded=first.name, requested=info.name)
+    return first
+
+
+class EmbeddingPool:
+    """Send embedding batches to one or more Ollama hosts with bounded concurrency and retries.
+
+    Each request carries ``truncate: false``, so an input longer than the model's context is an
+    error (:class:`ContextLengthExceededError`) instead of being silently cut. Requests that fail
+    with a connection error or a 5xx/429 answer are retried with exponential backoff, on whichever
+    host is free first. A host is used by at most ``concurrency`` requests at a time; Ollama
+    embeds one request at a time per model anyway, so two in flight keep it busy while the next
+    batch travels.
 
     Args:
         model: Ollama model name.
-        base_url: Normalised Ollama URL.
-        dimension: The vector length every answer must have.
-        document_prefix: Prepended to every document text before embedding.
-        query_prefix: Prepended to every query before embedding.
-        batch_size: Texts per ``/api/embed`` request.
-        keep_alive: Seconds Ollama keeps the model loaded (negative = forever).
+        urls: One or more normalised Ollama base URLs.
+        concurrency: Requests in flight per host.
+        retries: Extra attempts after a retryable failure.
+        backoff: Seconds before the first retry; doubled for each further one.
         timeout: Seconds per HTTP request.
+        keep_alive: Seconds Ollama keeps the model loaded (negative = forever).
     """
 
     def __init__(
         self,
         *,
         model: str,
-        base_url: str,
+        urls: Sequence[str],
+        concurrency: int = 2,
+        retries: int = 3,
+        backoff: float = 0.5,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        keep_alive: float | str | None = None,
+    ) -> None:
+        if not urls:
+            msg = "At least one Ollama base_url is needed"
+            raise ConfigError(msg)
+        if concurrency < 1 or retries < 0 or backoff < 0:
+            msg = (
+                f"concurrency must be >= 1, retries >= 0 and backoff >= 0; got {concurrency}, "
+                f"{retries}, {backoff}"
+            )
+            raise ConfigError(msg)
+        self.model = model
+        self.urls = tuple(urls)
+        self.retries = retries
+        self.backoff = backoff
+        self.keep_alive = keep_alive
+        self._clients = {url: ollama.Client(host=url, timeout=timeout) for url in self.urls}
+        self._free: queue.Queue[str] = queue.Queue()
+        for _ in range(concurrency):
+            for url in self.urls:
+                self._free.put(url)
+        self.workers = concurrency * len(self.urls)
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="ollama-rag-embed"
+        )
+        self._count_lock = threading.Lock()
+        self.requests = 0
+
+    def submit(self, texts: Sequence[str]) -> Future[list[list[float]]]:
+        """Embed ``texts`` in the background; the future holds one vector per text."""
+        return self.executor.submit(self.embed, texts)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed ``texts`` in one request, retrying retryable failures.
+
+        Raises:
+            ContextLengthExceededError: An input is longer than the model's context.
+            OllamaError: Any other failure, after the last retry for retryable ones.
+        """
+        if not texts:
+            return []
+        attempt = 0
+        while True:
+            url = self._free.get()
+            try:
+                with self._count_lock:
+                    self.requests += 1
+                with translate_errors(url, self.model):
+                    response = self._clients[url].embed(
+                        self.model, list(texts), truncate=False, keep_alive=self.keep_alive
+                    )
+                return [list(v) for v in response.embeddings]
+            except OllamaError as err:
+                if not _retryable(err) or attempt >= self.retries:
+                    if attempt:
+                        err.args = (f"{err} (after {attempt + 1} attempts)",)
+                    raise
+            finally:
+                self._free.put(url)
+            # Jitter keeps several workers that failed together from retrying in lockstep.
+            time.sleep(self.backoff * (2**attempt) * random.uniform(0.9, 1.1))
+            attempt += 1
+
+    def close(self) -> None:
+        """Stop the worker threads (waiting for requests already running)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _retryable(err: OllamaError) -> bool:
+    if isinstance(err, OllamaUnavailableError):
+        return True
+    return isinstance(err, OllamaResponseError) and err.status_code in (429, 500, 502, 503, 504)
+
+
+class OllamaEmbedder(Embeddings):
+    """LangChain ``Embeddings`` for one Ollama model, as recorded in an index manifest.
+
+    Embeds through an :class:`EmbeddingPool` (batching, several hosts, retries, no silent
+    truncation), applies the model's document/query prefixes, and checks that every vector has
+    the recorded dimension. :attr:`embeddings` is the equivalent LangChain
+    :class:`~langchain_ollama.OllamaEmbeddings` for code that needs that class; it cannot send
+    ``truncate: false``, which is why it is not used for indexing.
+
+    Args:
+        model: Ollama model name.
+        base_url: Normalised Ollama URL, or several for scale-out.
+        dimension: The vector length every answer must have.
+        document_prefix: Prepended to every document text before embedding.
+        query_prefix: Prepended to every query before embedding.
+        batch_size: Texts per ``/api/embed`` request.
+        keep_alive: Seconds Ollama keeps the model loaded (negative = forever).
+        timeout: Seconds per HTTP request.
+        concurrency: Requests in flight per host.
+        retries: Extra attempts after a retryable failure.
+        backoff: Seconds before the first retry.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | Sequence[str],
         dimension: int,
         document_prefix: str = "",
         query_prefix: str = "",
         batch_size: int = DEFAULT_BATCH_SIZE,
         keep_alive: int | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
+        concurrency: int = 2,
+        retries: int = 3,
+        backoff: float = 0.5,
     ) -> None:
         if batch_size < 1:
             msg = f"batch_size must be at least 1, got {batch_size}"
             raise ConfigError(msg)
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
         self.model = model
-        self.base_url = base_url
+        self.base_url = urls[0]
         self.dimension = dimension
         self.document_prefix = document_prefix
         self.query_prefix = query_prefix
         self.batch_size = batch_size
+        self.pool = EmbeddingPool(
+            model=model,
+            urls=urls,
+            concurrency=concurrency,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            keep_alive=keep_alive,
+        )
         self.embeddings = OllamaEmbeddings(
             model=model,
-            base_url=base_url,
+            base_url=self.base_url,
             keep_alive=keep_alive,
             client_kwargs={"timeout": timeout},
         )
 
     def __repr__(self) -> str:
-        return f"OllamaEmbedder(model={self.model!r}, base_url={_display_url(self.base_url)!r})"
+        hosts = ", ".join(_display_url(u) for u in self.pool.urls)
+        return f"OllamaEmbedder(model={self.model!r}, base_url=[{hosts}])"
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed document texts in batches, with the document prefix."""
-        vectors: list[list[float]] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = [self.document_prefix + t for t in texts[start : start + self.batch_size]]
-            vectors.extend(self._embed(batch))
-        return vectors
+        """Embed document texts (document prefix applied), batches spread over the hosts."""
+        futures = [
+            self.submit_documents(texts[start : start + self.batch_size])
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        return [vector for future in futures for vector in future.result()]
+
+    def submit_documents(self, texts: Sequence[str]) -> Future[list[list[float]]]:
+        """Embed one batch of document texts in the background (document prefix applied)."""
+        return self.pool.executor.submit(self.embed_texts, texts)
+
+    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed document texts in one request (document prefix applied), in this thread.
+
+        Raises:
+            ContextLengthExceededError: A text is longer than the model's context.
+        """
+        return self._embed([self.document_prefix + t for t in texts])
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, with the query prefix."""
-        return self._embed([self.query_prefix + text])[0]
+        try:
+            return self._embed([self.query_prefix + text])[0]
+        except ContextLengthExceededError as err:
+            msg = f"The query is longer than the context of {self.model}; shorten it"
+            raise ContextLengthExceededError(msg, url=err.url, model=self.model) from err
 
     def _embed(self, batch: Sequence[str]) -> list[list[float]]:
         if not batch:
             return []
-        vectors = self._call(lambda: self.embeddings.embed_documents(list(batch)))
+        vectors = self.pool.embed(batch)
         if len(vectors) != len(batch):
             msg = (
                 f"Ollama at {_display_url(self.base_url)} returned {len(vectors)} vectors for "
@@ -335,8 +519,8 @@ class OllamaEmbedder(Embeddings):
                 "built. Re-embed the index with index.migrate(model)"
             )
             raise EmbeddingModelMismatchError(msg, recorded=self.model, requested=self.model)
-        return [list(map(float, v)) for v in vectors]
+        return vectors
 
-    def _call(self, fn: Callable[[], _T]) -> _T:
-        with translate_errors(self.base_url, self.model):
-            return fn()
+    def close(self) -> None:
+        """Stop the embedding worker threads."""
+        self.pool.close()

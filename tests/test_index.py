@@ -387,13 +387,21 @@ def test_chat_model_is_refused_as_embedder(tmp_path: Path, ollama: LocalOllama) 
         open_index(tmp_path, ollama, model="qwen2.5")
 
 
-def test_server_error_during_add_leaves_index_unchanged(
+def test_transient_server_errors_are_retried(tmp_path: Path, fresh_ollama: LocalOllama) -> None:
+    with open_index(tmp_path, fresh_ollama, model="bge-m3", retry_backoff=0.01) as index:
+        fresh_ollama.fail_next(2, status=503)
+        index.add_texts([EN], source="a")
+        assert index.count() == 1
+    assert fresh_ollama.request_count("bge-m3") == 3  # two failures, then success
+
+
+def test_server_error_after_the_last_retry_leaves_index_unchanged(
     tmp_path: Path, fresh_ollama: LocalOllama
 ) -> None:
-    with open_index(tmp_path, fresh_ollama, model="bge-m3") as index:
+    with open_index(tmp_path, fresh_ollama, model="bge-m3", retries=2, retry_backoff=0.01) as index:
         index.add_texts([EN], source="a")
-        fresh_ollama.fail_next(1, status=500)
-        with pytest.raises(OllamaResponseError) as err:
+        fresh_ollama.fail_next(3, status=500)
+        with pytest.raises(OllamaResponseError, match="after 3 attempts") as err:
             index.add_texts([JA], source="b")
         assert err.value.status_code == 500
         assert index.count() == 1
@@ -404,7 +412,7 @@ def test_server_error_during_add_leaves_index_unchanged(
 def test_dropped_connection_is_reported_as_unavailable(
     tmp_path: Path, fresh_ollama: LocalOllama
 ) -> None:
-    with open_index(tmp_path, fresh_ollama, model="bge-m3") as index:
+    with open_index(tmp_path, fresh_ollama, model="bge-m3", retries=0) as index:
         fresh_ollama.fail_next(1, status="drop")
         with pytest.raises(OllamaUnavailableError, match="ollama serve"):
             index.search("anything")

@@ -1,0 +1,392 @@
+"""The ingestion pipeline: chunks in, vectors stored, nothing embedded twice, nothing half-done.
+
+A *unit* is the new content of one source (a file, or the texts added under one ``source``).
+Units stream through three steps, with embedding running in background threads so reading,
+splitting and writing overlap with Ollama's work:
+
+1. **prepare** — chunk ids from source + content; chunks already stored are not embedded again,
+   and text already embedded under another source reuses its vector;
+2. **embed** — the remaining chunks go out in batches (across units) to the host pool; a chunk
+   Ollama reports as longer than the context is split further and its parts embedded instead;
+3. **write** — once every chunk of a unit has its vector, the unit is written: new rows, then
+   metadata updates, then the source's stale chunks are deleted, and last the unit is marked
+   complete (``complete_hash`` on its first chunk). An interrupted run leaves sources either
+   complete or unmarked; running it again finishes the unmarked ones without re-embedding what
+   was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from ollama_rag.errors import ContextLengthExceededError
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+    from ollama_rag.ollama import OllamaEmbedder
+    from ollama_rag.splitting import CJKTextSplitter
+
+__all__ = ["IngestReport", "Piece", "Unit", "complete_hashes", "sha256"]
+
+Metadata = dict[str, Any]
+Vector = np.ndarray[Any, np.dtype[np.float32]]
+# Keys the pipeline owns on every chunk.
+COMPLETE_KEY = "complete_hash"
+# Below this many characters a chunk that still exceeds the context is refused, not split.
+MIN_SPLIT_CHARS = 8
+
+
+def sha256(text: str) -> str:
+    """Hex SHA-256 of a string's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A chunk of a source's text before it is stored.
+
+    Attributes:
+        text: The chunk text.
+        start: Offset of the chunk in its source text.
+        end: ``start + len(text)``.
+        metadata: Metadata specific to this chunk (e.g. its heading or page).
+    """
+
+    text: str
+    start: int
+    end: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Unit:
+    """The new content of one source.
+
+    Attributes:
+        source: The source name.
+        unit_hash: Hash of the whole content; equal hashes mean nothing changed.
+        pieces: The chunks, in order.
+        metadata: Metadata copied onto every chunk.
+        status: ``"added"`` or ``"updated"`` (for the report).
+    """
+
+    source: str
+    unit_hash: str
+    pieces: list[Piece]
+    metadata: Metadata = field(default_factory=dict)
+    status: str = "added"
+    # Filled by the pipeline: per piece, its final (piece, vector or None if stored) rows.
+    resolved: list[list[tuple[Piece, Vector | None]] | None] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    stored: dict[str, Metadata] = field(default_factory=dict)
+    remaining: int = 0
+
+
+@dataclass
+class IngestReport:
+    """What one ``add_files``/``sync`` call did.
+
+    Attributes:
+        files_added: Sources new to the index.
+        files_updated: Sources whose content changed and was replaced.
+        files_unchanged: Sources skipped because their content is already indexed.
+        files_deleted: Sources removed because their file disappeared (``delete_missing``).
+        files_failed: Files that could not be read or decoded (see ``failed``).
+        chunks_embedded: Chunks sent to Ollama.
+        chunks_skipped: Chunks already stored, or whose vector was reused.
+        embedding_requests: ``/api/embed`` requests made (including retries).
+        seconds: Wall time.
+        skipped: ``(source, reason)`` for files not indexed on purpose (binary, empty, unknown).
+        failed: ``(source, reason)`` for files that could not be read.
+    """
+
+    files_added: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_failed: int = 0
+    chunks_embedded: int = 0
+    chunks_skipped: int = 0
+    embedding_requests: int = 0
+    seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        line = (
+            f"{self.files_added} added, {self.files_updated} updated, "
+            f"{self.files_unchanged} unchanged, {self.files_deleted} deleted, "
+            f"{self.files_failed} failed, {len(self.skipped)} skipped; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_skipped} reused; "
+            f"{self.embedding_requests} requests in {self.seconds:.1f} s"
+        )
+        problems = [f"  failed  {s}: {r}" for s, r in self.failed]
+        problems += [f"  skipped {s}: {r}" for s, r in self.skipped]
+        return "\n".join([line, *problems])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><td>{html.escape(kind)}</td><td>{html.escape(s)}</td>"
+            f"<td>{html.escape(r)}</td></tr>"
+            for kind, items in (("failed", self.failed), ("skipped", self.skipped))
+            for s, r in items
+        )
+        table = f"<table>{rows}</table>" if rows else ""
+        first = html.escape(str(self).splitlines()[0])
+        return f"<p><b>IngestReport</b>: {first}</p>{table}"
+
+
+def complete_hashes(collection: Collection, sources: list[str], batch: int) -> dict[str, set[str]]:
+    """The ``complete_hash`` markers stored for each source (usually one, or none)."""
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(sources), batch):
+        part = sources[start : start + batch]
+        where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
+        got = collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
+        for meta in got["metadatas"] or []:
+            if meta and COMPLETE_KEY in meta:
+                found.setdefault(str(meta["source"]), set()).add(str(meta[COMPLETE_KEY]))
+    return found
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: str
+    piece: Piece
+    vector: Vector | None  # None: already stored, only its metadata may change
+    metadata: Metadata
+
+
+class Pipeline:
+    """Runs units through prepare → embed → write (see the module docstring).
+
+    Args:
+        collection: The Chroma collection.
+        embedder: Embeds document texts (prefix, dimension check, host pool).
+        splitter_factory: Makes a splitter for a chunk size, to split over-long chunks.
+        write_batch: Rows per Chroma call.
+        on_chunks: Called with the number of chunks resolved, for progress bars.
+    """
+
+    def __init__(
+        self,
+        *,
+        collection: Collection,
+        embedder: OllamaEmbedder,
+        splitter_factory: Callable[[int], CJKTextSplitter],
+        write_batch: int,
+        on_chunks: Callable[[int], None] | None = None,
+    ) -> None:
+        self.collection = collection
+        self.embedder = embedder
+        self.splitter_factory = splitter_factory
+        self.write_batch = write_batch
+        self.on_chunks = on_chunks
+        self.report = IngestReport()
+        self.ids: dict[str, list[str]] = {}
+        self._buffer: list[tuple[Unit, int]] = []
+        self._inflight: dict[Future[list[list[tuple[Piece, Vector]]]], list[tuple[Unit, int]]] = {}
+        # Enough batches in flight to keep every host busy, few enough to bound memory.
+        self._max_inflight = 2 * embedder.pool.workers
+
+    # ---------------------------------------------------------------- driving
+
+    def run(self, units: Iterable[Unit]) -> IngestReport:
+        """Ingest every unit; on any error, cancel what is queued and re-raise."""
+        started = time.perf_counter()
+        requests_before = self.embedder.pool.requests
+        try:
+            for unit in units:
+                self._prepare(unit)
+                self._collect(block=False)
+            self._flush()
+            while self._inflight:
+                self._collect(block=True)
+        except BaseException:
+            for future in self._inflight:
+                future.cancel()
+            raise
+        finally:
+            self.report.embedding_requests += self.embedder.pool.requests - requests_before
+            self.report.seconds += time.perf_counter() - started
+        return self.report
+
+    def _prepare(self, unit: Unit) -> None:
+        seen: Counter[str] = Counter()
+        ids = []
+        for piece in unit.pieces:
+            content_hash = sha256(piece.text)
+            seen[content_hash] += 1
+            ids.append(sha256(f"{unit.source}\x1f{content_hash}\x1f{seen[content_hash]}")[:32])
+        unit.ids = ids
+        unit.stored = self._stored_metadata(ids)
+        if unit.stored or self.collection.get(where={"source": unit.source}, limit=1)["ids"]:
+            unit.status = "updated"
+        unit.resolved = [None] * len(unit.pieces)
+        pending = [i for i, cid in enumerate(ids) if cid not in unit.stored]
+        known = self._known_vectors({sha256(unit.pieces[i].text) for i in pending})
+        for i, piece in enumerate(unit.pieces):
+            if ids[i] in unit.stored:
+                unit.resolved[i] = [(piece, None)]
+            elif (vector := known.get(sha256(piece.text))) is not None:
+                unit.resolved[i] = [(piece, vector)]
+        self.report.chunks_skipped += len(unit.pieces) - sum(1 for r in unit.resolved if r is None)
+        todo = [i for i, r in enumerate(unit.resolved) if r is None]
+        unit.remaining = len(todo)
+        if not todo:
+            self._write(unit)
+            return
+        for i in todo:
+            self._buffer.append((unit, i))
+            if len(self._buffer) >= self.embedder.batch_size:
+                self._flush()
+
+    def _flush(self) -> None:
+        while self._buffer:
+            batch = self._buffer[: self.embedder.batch_size]
+            del self._buffer[: self.embedder.batch_size]
+            while len(self._inflight) >= self._max_inflight:
+                self._collect(block=True)
+            pieces = [unit.pieces[i] for unit, i in batch]
+            future = self.embedder.pool.executor.submit(self._embed, pieces)
+            self._inflight[future] = batch
+
+    def _collect(self, *, block: bool) -> None:
+        if not self._inflight:
+            return
+        done, _ = wait(self._inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            batch = self._inflight.pop(future)
+            results = future.result()  # re-raises the worker's error
+            for (unit, i), rows in zip(batch, results, strict=True):
+                unit.resolved[i] = [(piece, vector) for piece, vector in rows]
+                unit.remaining -= 1
+                if unit.remaining == 0:
+                    self._write(unit)
+            self.report.chunks_embedded += sum(len(rows) for rows in results)
+            if self.on_chunks is not None:
+                self.on_chunks(len(batch))
+
+    # ---------------------------------------------------------------- embedding (worker threads)
+
+    def _embed(self, pieces: list[Piece]) -> list[list[tuple[Piece, Vector]]]:
+        """Embed pieces; bisect a batch Ollama refuses as over-long and split the culprit."""
+        try:
+            vectors = self.embedder.embed_texts([p.text for p in pieces])
+        except ContextLengthExceededError:
+            if len(pieces) > 1:
+                mid = len(pieces) // 2
+                return self._embed(pieces[:mid]) + self._embed(pieces[mid:])
+            return [self._split_and_embed(pieces[0])]
+        return [
+            [(p, np.asarray(v, dtype=np.float32))] for p, v in zip(pieces, vectors, strict=True)
+        ]
+
+    def _split_and_embed(self, piece: Piece) -> list[tuple[Piece, Vector]]:
+        if len(piece.text) <= MIN_SPLIT_CHARS:
+            msg = (
+                f"A {len(piece.text)}-character chunk at offset {piece.start} is longer than the "
+                f'context of "{self.embedder.model}" even after splitting; the model\'s context '
+                "is too small for this text: use a model with a longer context"
+            )
+            raise ContextLengthExceededError(msg, model=self.embedder.model)
+        splitter = self.splitter_factory(max(len(piece.text) // 2, MIN_SPLIT_CHARS))
+        parts = [
+            Piece(text, piece.start + offset, piece.start + offset + len(text), piece.metadata)
+            for offset, text in splitter.split_text_with_offsets(piece.text)
+        ]
+        return [row for rows in self._embed(parts) for row in rows]
+
+    # ---------------------------------------------------------------- reading and writing Chroma
+
+    def _stored_metadata(self, ids: list[str]) -> dict[str, Metadata]:
+        stored: dict[str, Metadata] = {}
+        for start in range(0, len(ids), self.write_batch):
+            got = self.collection.get(
+                ids=ids[start : start + self.write_batch], include=cast(Any, ["metadatas"])
+            )
+            for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                stored[cid] = dict(meta or {})
+        return stored
+
+    def _known_vectors(self, hashes: set[str]) -> dict[str, Vector]:
+        """Vectors already stored for the same text (a renamed or copied source)."""
+        ordered = sorted(hashes)
+        known: dict[str, Vector] = {}
+        for start in range(0, len(ordered), self.write_batch):
+            where = {"content_hash": {"$in": ordered[start : start + self.write_batch]}}
+            got = self.collection.get(
+                where=cast(Any, where), include=cast(Any, ["metadatas", "embeddings"])
+            )
+            # Chroma returns a numpy array here, whose truth value is ambiguous.
+            vectors = got["embeddings"] if got["embeddings"] is not None else []
+            for meta, vector in zip(got["metadatas"] or [], vectors, strict=True):
+                if meta is not None:
+                    known[str(meta["content_hash"])] = np.asarray(vector, dtype=np.float32)
+        return known
+
+    def _write(self, unit: Unit) -> None:
+        rows: list[_Row] = []
+        for cid, resolved in zip(unit.ids, unit.resolved, strict=True):
+            assert resolved is not None, "a unit is written only when every chunk is resolved"
+            for k, (piece, vector) in enumerate(resolved):
+                # Parts of a chunk split for being over-long get ids derived from the chunk's.
+                row_id = cid if len(resolved) == 1 else sha256(f"{cid}\x1f{k}")[:32]
+                meta: Metadata = {**unit.metadata, **piece.metadata}
+                meta.update(
+                    source=unit.source,
+                    chunk_index=len(rows),
+                    start_index=piece.start,
+                    end_index=piece.end,
+                    content_hash=sha256(piece.text),
+                    unit_hash=unit.unit_hash,
+                )
+                rows.append(_Row(row_id, piece, vector, meta))
+        self._upsert([r for r in rows if r.vector is not None])
+        self._update_metadata(unit, [r for r in rows if r.vector is None])
+        keep = {r.id for r in rows}
+        present = self.collection.get(where={"source": unit.source}, include=[])["ids"]
+        stale = [i for i in present if i not in keep]
+        for start in range(0, len(stale), self.write_batch):
+            self.collection.delete(ids=stale[start : start + self.write_batch])
+        if rows:  # last: the marker that says this source is complete
+            self.collection.update(ids=[rows[0].id], metadatas=[{COMPLETE_KEY: unit.unit_hash}])
+        self.ids[unit.source] = [r.id for r in rows]
+        if unit.status == "updated":
+            self.report.files_updated += 1
+        else:
+            self.report.files_added += 1
+
+    def _upsert(self, rows: list[_Row]) -> None:
+        for start in range(0, len(rows), self.write_batch):
+            part = rows[start : start + self.write_batch]
+            self.collection.upsert(
+                ids=[r.id for r in part],
+                embeddings=cast(Any, np.stack([cast(Vector, r.vector) for r in part])),
+                documents=[r.piece.text for r in part],
+                metadatas=cast(Any, [r.metadata for r in part]),
+            )
+
+    def _update_metadata(self, unit: Unit, rows: list[_Row]) -> None:
+        """Rewrite metadata that changed (e.g. a chunk moved), dropping keys no longer set."""
+        changes: list[tuple[str, Metadata]] = []
+        for row in rows:
+            old = {k: v for k, v in unit.stored.get(row.id, {}).items() if k != COMPLETE_KEY}
+            if old != row.metadata:
+                changes.append((row.id, {**dict.fromkeys(old), **row.metadata}))
+        for start in range(0, len(changes), self.write_batch):
+            part = changes[start : start + self.write_batch]
+            self.collection.update(
+                ids=[c[0] for c in part], metadatas=cast(Any, [c[1] for c in part])
+            )
