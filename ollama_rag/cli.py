@@ -42,9 +42,18 @@ def demo(model: str | None, base_url: str | None) -> None:
 )
 def serve_local(host: str, port: int, models: tuple[str, ...]) -> None:
     """Run LocalOllama, an Ollama-protocol server for tests and demos, until Ctrl-C."""
-    from ollama_rag.testing import run_server
+    from ollama_rag.testing import parse_model_spec, run_server
 
-    run_server(host=host, port=port, model_specs=list(models))
+    for spec in models:
+        try:
+            parse_model_spec(spec)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--model") from None
+    try:
+        run_server(host=host, port=port, model_specs=list(models))
+    except OSError as err:
+        msg = f"cannot serve on {host}:{port} ({err.strerror or err}); pick another --port"
+        raise click.ClickException(msg) from None
 
 
 def main() -> None:

@@ -16,11 +16,12 @@ from ollama_rag.testing import (
     ChatOnlyModel,
     HashEmbeddingModel,
     LocalOllama,
+    ModelSpec,
     MultilingualUSEModel,
 )
 
 
-def model_zoo() -> dict[str, object]:
+def model_zoo() -> dict[str, ModelSpec]:
     """Stand-ins with the real models' names, dimensions and contexts (reference/ollama-api.md §4).
 
     bge-m3 and mxbai-embed-large are both 1024-d but different models (different seeds, so
@@ -45,7 +46,7 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def _session_ollama() -> Iterator[LocalOllama]:
-    with LocalOllama(model_zoo()) as server:  # type: ignore[arg-type]
+    with LocalOllama(model_zoo()) as server:
         yield server
 
 
@@ -60,5 +61,5 @@ def ollama(_session_ollama: LocalOllama) -> LocalOllama:
 @pytest.fixture
 def fresh_ollama() -> Iterator[LocalOllama]:
     """A server of the test's own, for tests that change digests, models or inject faults."""
-    with LocalOllama(model_zoo()) as server:  # type: ignore[arg-type]
+    with LocalOllama(model_zoo()) as server:
         yield server

@@ -1,0 +1,43 @@
+"""Run the real Ollama client path with no Ollama installed.
+
+:class:`LocalOllama` is an HTTP server that speaks Ollama's API (``/api/embed``,
+``/api/embeddings``, ``/api/tags``, ``/api/show``, ``/api/pull``, ``/api/version``) with
+Ollama's status codes and error texts, so the unmodified ``ollama`` client and
+``langchain_ollama.OllamaEmbeddings`` work against it::
+
+    from ollama_rag.testing import HashEmbeddingModel, LocalOllama
+
+    with LocalOllama({"bge-m3": HashEmbeddingModel(dimension=1024)}) as server:
+        ...  # OllamaEmbeddings(model="bge-m3", base_url=server.url)
+
+It serves deterministic hash embedders (:class:`HashEmbeddingModel`), a real multilingual
+model (:class:`MultilingualUSEModel`, the ``[local]`` extra) and a chat-only model
+(:class:`ChatOnlyModel`), and has hooks for tests: request counts, received inputs,
+delays and compute slots, injected failures and digest changes. ``ollama-rag serve-local``
+runs it as a process (see :func:`run_server`).
+"""
+
+from __future__ import annotations
+
+from ollama_rag.testing._api import OLLAMA_VERSION
+from ollama_rag.testing._cli import parse_model_spec, run_server
+from ollama_rag.testing._models import (
+    ChatOnlyModel,
+    HashEmbeddingModel,
+    ModelSpec,
+    MultilingualUSEModel,
+    default_models,
+)
+from ollama_rag.testing._server import LocalOllama
+
+__all__ = [
+    "OLLAMA_VERSION",
+    "ChatOnlyModel",
+    "HashEmbeddingModel",
+    "LocalOllama",
+    "ModelSpec",
+    "MultilingualUSEModel",
+    "default_models",
+    "parse_model_spec",
+    "run_server",
+]
