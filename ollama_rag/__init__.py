@@ -37,6 +37,7 @@ from ollama_rag.errors import (  # noqa: E402
     SqliteCompatError,
 )
 from ollama_rag.index import RagIndex  # noqa: E402
+from ollama_rag.ingest import IngestReport  # noqa: E402
 from ollama_rag.manifest import IndexManifest  # noqa: E402
 from ollama_rag.retriever import RagRetriever  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
@@ -51,6 +52,7 @@ __all__ = [
     "IndexLockedError",
     "IndexManifest",
     "IndexNotFoundError",
+    "IngestReport",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",

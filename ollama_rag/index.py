@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import html
 import json
+import logging
+import os
 import re
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.documents import Document
@@ -20,11 +24,12 @@ from langchain_core.documents import Document
 from ollama_rag import __version__
 from ollama_rag.errors import (
     ConfigError,
+    DocumentLoadError,
     IndexClosedError,
     IndexNotFoundError,
     RagIndexError,
 )
-from ollama_rag.ingest import Piece, Pipeline, Unit, sha256
+from ollama_rag.ingest import IngestReport, Piece, Pipeline, Unit, complete_hashes, sha256
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.ollama import (
     DEFAULT_BATCH_SIZE,
@@ -39,8 +44,6 @@ from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
 from ollama_rag.store import WRITE_BATCH, StoreHandle, open_store
 
 if TYPE_CHECKING:
-    import os
-
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_chroma import Chroma
@@ -59,6 +62,40 @@ RESERVED_KEYS = (
     "complete_hash",
 )
 Metadata = dict[str, Any]
+
+
+_log = logging.getLogger("ollama_rag")
+# Jobs this large get progress bars unless progress=False.
+AUTO_PROGRESS_FILES = 20
+
+
+class _Bar:
+    """Progress over files, with the count of chunks embedded as a postfix (tqdm.auto)."""
+
+    def __init__(self, total: int, show: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, unit="file", desc="ollama-rag", disable=not show)
+        self._chunks = 0
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def add_chunks(self, n: int) -> None:
+        self._chunks += n
+        self._bar.set_postfix(chunks=self._chunks, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[_Bar]:
+    bar = _Bar(total, show)
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _release(store: StoreHandle, embedder: OllamaEmbedder | None) -> None:
@@ -444,7 +481,139 @@ class RagIndex:
             units.append(Unit(source=source, unit_hash=sha256(fingerprint), pieces=pieces))
         return units
 
-    def _run(self, units: Iterable[Unit], *, on_chunks: Any = None) -> Pipeline:
+    def add_files(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        glob: str = "**/*",
+        exclude: str | Sequence[str] | None = None,
+        delete_missing: bool = False,
+        encoding: str | None = None,
+        normalize: bool = False,
+        max_file_bytes: int | None = None,
+        progress: bool | None = None,
+    ) -> IngestReport:
+        """Index files and folders: load, split, embed, store; unchanged files cost nothing.
+
+        A file's ``source`` is its path relative to the folder it was added from (its name when
+        the file is given directly). A changed file replaces exactly its old chunks. Files that
+        cannot be read or decoded, and binary, empty or unsupported files, are reported and do
+        not stop the others.
+
+        Args:
+            paths: Files and folders.
+            glob: Which files in folders to consider.
+            exclude: Glob pattern(s) of relative paths to leave out (hidden folders, ``.git``,
+                ``node_modules`` and the like are always left out).
+            delete_missing: Also delete the chunks of files previously added from these folders
+                that no longer exist (see :meth:`sync`).
+            encoding: Force a text encoding instead of detecting it.
+            normalize: Apply Unicode NFKC normalisation (full-width ASCII to half-width, ...).
+            max_file_bytes: Skip files larger than this (default 50 MiB).
+            progress: Show progress bars; by default only for jobs of 20 files or more.
+
+        Returns:
+            An :class:`IngestReport` of files added/updated/unchanged/deleted/failed, chunks
+            embedded and reused, requests made and time taken.
+        """
+        from ollama_rag import loading
+
+        entries = list(loading.discover(paths, glob=glob, exclude=exclude))
+        report = IngestReport()
+        options: dict[str, Any] = {"encoding": encoding, "normalize": normalize}
+        if max_file_bytes is not None:
+            options["max_file_bytes"] = max_file_bytes
+        show = progress if progress is not None else len(entries) >= AUTO_PROGRESS_FILES
+        with self._lock, _progress(len(entries), show) as bar:
+            collection = self._live()
+            batch = min(WRITE_BATCH, self._store.client.get_max_batch_size())
+            done = complete_hashes(collection, [e.source for e in entries], batch)
+
+            def units() -> Iterator[Unit]:
+                for entry in entries:
+                    bar.update(1)
+                    unit = self._file_unit(entry, done.get(entry.source, set()), report, options)
+                    if unit is not None:
+                        yield unit
+
+            self._run(units(), report=report, on_chunks=bar.add_chunks)
+            if delete_missing:
+                self._delete_missing(collection, paths, {e.source for e in entries}, report)
+        for source, reason in report.failed:
+            _log.warning("failed: %s: %s", source, reason)
+        return report
+
+    def sync(
+        self, folder: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], **kwargs: Any
+    ) -> IngestReport:
+        """Make the index mirror a folder: ``add_files(folder, delete_missing=True, ...)``."""
+        return self.add_files(folder, delete_missing=True, **kwargs)
+
+    def _file_unit(
+        self, entry: Any, done: set[str], report: IngestReport, options: dict[str, Any]
+    ) -> Unit | None:
+        from ollama_rag import loading
+
+        limit: int = options.get("max_file_bytes") or loading.DEFAULT_MAX_FILE_BYTES
+        try:
+            size = entry.path.stat().st_size
+            if size > limit:  # refused before reading, so a huge file costs no memory
+                why = f"too large ({size} bytes > {limit}); raise max_file_bytes= to index it"
+                report.skipped.append((entry.source, why))
+                return None
+            data = loading.read_bytes(entry, max_file_bytes=limit)
+        except (OSError, DocumentLoadError) as err:
+            report.failed.append((entry.source, str(err)))
+            report.files_failed += 1
+            return None
+        digest = loading.file_hash(data)
+        if digest in done:
+            report.files_unchanged += 1
+            return None
+        reason = loading.classify(entry, data, max_file_bytes=limit)
+        if reason is not None:
+            report.skipped.append((entry.source, reason))
+            return None
+        try:
+            doc = loading.read_document(entry, data, **options)
+        except DocumentLoadError as err:
+            report.failed.append((entry.source, str(err)))
+            report.files_failed += 1
+            return None
+        pieces = [
+            Piece(text, start, start + len(text), loading.span_metadata(doc.spans, start))
+            for start, text in self.splitter.split_text_with_offsets(doc.text)
+        ]
+        metadata = {**doc.metadata, "root": entry.root}
+        return Unit(source=entry.source, unit_hash=digest, pieces=pieces, metadata=metadata)
+
+    def _delete_missing(
+        self,
+        collection: Collection,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        present: set[str],
+        report: IngestReport,
+    ) -> None:
+        """Delete sources added earlier from these folders whose files are gone."""
+        items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        roots = [Path(p).expanduser().resolve() for p in items]
+        for root in (r.as_posix() for r in roots if r.is_dir()):
+            where = {"$and": [{"root": root}, {"chunk_index": 0}]}
+            got = collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
+            gone = {str(m["source"]) for m in got["metadatas"] or [] if m} - present
+            for source in sorted(gone):
+                ids = collection.get(where={"source": source}, include=[])["ids"]
+                for start in range(0, len(ids), WRITE_BATCH):
+                    collection.delete(ids=ids[start : start + WRITE_BATCH])
+                report.files_deleted += 1
+
+    def _run(
+        self,
+        units: Iterable[Unit],
+        *,
+        report: IngestReport | None = None,
+        on_chunks: Callable[[int], None] | None = None,
+    ) -> Pipeline:
         collection = self._live()
         pipeline = Pipeline(
             collection=collection,
@@ -452,11 +621,12 @@ class RagIndex:
             splitter_factory=lambda size: CJKTextSplitter(chunk_size=size, chunk_overlap=0),
             write_batch=min(WRITE_BATCH, self._store.client.get_max_batch_size()),
             on_chunks=on_chunks,
+            report=report,
         )
         try:
             pipeline.run(units)
         finally:
-            if pipeline.ids or pipeline.report.files_deleted:
+            if pipeline.ids:
                 self._touch(collection)
         return pipeline
 

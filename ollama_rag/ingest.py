@@ -177,6 +177,7 @@ class Pipeline:
         splitter_factory: Makes a splitter for a chunk size, to split over-long chunks.
         write_batch: Rows per Chroma call.
         on_chunks: Called with the number of chunks resolved, for progress bars.
+        report: The report to add to (a new one by default).
     """
 
     def __init__(
@@ -187,13 +188,14 @@ class Pipeline:
         splitter_factory: Callable[[int], CJKTextSplitter],
         write_batch: int,
         on_chunks: Callable[[int], None] | None = None,
+        report: IngestReport | None = None,
     ) -> None:
         self.collection = collection
         self.embedder = embedder
         self.splitter_factory = splitter_factory
         self.write_batch = write_batch
         self.on_chunks = on_chunks
-        self.report = IngestReport()
+        self.report = report if report is not None else IngestReport()
         self.ids: dict[str, list[str]] = {}
         self._buffer: list[tuple[Unit, int]] = []
         self._inflight: dict[Future[list[list[tuple[Piece, Vector]]]], list[tuple[Unit, int]]] = {}

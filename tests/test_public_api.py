@@ -15,6 +15,7 @@ EXPECTED = [
     "IndexLockedError",
     "IndexManifest",
     "IndexNotFoundError",
+    "IngestReport",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",

@@ -1,0 +1,202 @@
+"""The ingestion pipeline: no silent truncation, scale-out, bounded concurrency, crash safety."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+
+from ollama_rag import (
+    ContextLengthExceededError,
+    EmbeddingModelMismatchError,
+    OllamaUnavailableError,
+    RagIndex,
+)
+from ollama_rag.testing import HashEmbeddingModel, LocalOllama
+
+SMALL_CONTEXT = HashEmbeddingModel(dimension=64, context_length=48, seed=7)
+
+
+def long_japanese(paragraphs: int, marker: str = "", *, volume: int = 0) -> str:
+    body = [
+        f"第{volume}巻第{i}節では、地域の歴史と文化について詳しく説明する。"
+        f"人々の暮らしは季節とともに変わってきた。"
+        for i in range(paragraphs)
+    ]
+    return "".join(body) + marker
+
+
+def test_over_long_chunks_are_split_further_never_truncated(tmp_path: Path) -> None:
+    marker = "最後の一文には秘密の合言葉ペンギン饅頭が書かれている。"
+    text = long_japanese(6, marker)
+    with (
+        LocalOllama({"tiny": SMALL_CONTEXT}) as server,
+        # chunk_size far beyond the 48-token context: Ollama would cut each chunk silently.
+        RagIndex(tmp_path, model="tiny", base_url=server.url, chunk_size=400) as index,
+    ):
+        index.add_texts([text], source="long.txt")
+        stored = index.vectorstore.get(include=["documents", "metadatas"])
+        hits = index.search("ペンギン饅頭", k=10, where_document={"$contains": "ペンギン饅頭"})
+    pieces = stored["documents"]
+    assert len(pieces) > 3
+    assert all(SMALL_CONTEXT.count_tokens(p) <= 48 for p in pieces)
+    for piece, meta in zip(pieces, stored["metadatas"], strict=True):
+        assert text[meta["start_index"] : meta["end_index"]] == piece
+    covered = "".join(
+        p
+        for _, p in sorted(
+            zip((m["start_index"] for m in stored["metadatas"]), pieces, strict=True)
+        )
+    )
+    assert "ペンギン饅頭" in covered  # the text beyond the context limit is stored
+    assert hits
+    assert "ペンギン饅頭" in hits[0].page_content
+    assert sorted(m["chunk_index"] for m in stored["metadatas"]) == list(range(len(pieces)))
+
+
+def test_re_adding_split_chunks_is_stable(tmp_path: Path) -> None:
+    text = long_japanese(4)
+    with (
+        LocalOllama({"tiny": SMALL_CONTEXT}) as server,
+        RagIndex(tmp_path, model="tiny", base_url=server.url, chunk_size=300) as index,
+    ):
+        first = index.add_texts([text], source="a")
+        second = index.add_texts([text], source="a")
+        assert first == second
+        assert index.count() == len(first)
+
+
+def test_a_query_longer_than_the_context_is_refused_clearly(tmp_path: Path) -> None:
+    with (
+        LocalOllama({"tiny": SMALL_CONTEXT}) as server,
+        RagIndex(tmp_path, model="tiny", base_url=server.url, chunk_size=100) as index,
+    ):
+        index.add_texts(["短い文章です。"])
+        with pytest.raises(ContextLengthExceededError, match="shorten it"):
+            index.search(long_japanese(3))
+
+
+def test_batches_are_spread_over_several_hosts(tmp_path: Path) -> None:
+    spec = HashEmbeddingModel(dimension=128, context_length=512, seed=11)
+    texts = [f"文書{i}番の内容。テーマは{i % 7}。" for i in range(120)]
+    with (
+        LocalOllama({"bge-m3": spec}) as one,
+        LocalOllama({"bge-m3": spec}) as two,
+        RagIndex(tmp_path, model="bge-m3", base_url=[one.url, two.url], batch_size=8) as index,
+    ):
+        one.set_delay(per_request=0.01)
+        two.set_delay(per_request=0.01)
+        index.add_texts(texts)
+        assert index.count() == 120
+        assert index.base_urls == (one.url, two.url)
+        served = (len(one.received("bge-m3")), len(two.received("bge-m3")))
+    assert sum(served) == 120
+    assert min(served) >= 24  # both hosts did a real share of the work
+
+
+def test_hosts_serving_different_weights_are_refused(tmp_path: Path) -> None:
+    with (
+        LocalOllama({"bge-m3": HashEmbeddingModel(dimension=64, seed=1)}) as one,
+        LocalOllama({"bge-m3": HashEmbeddingModel(dimension=64, seed=2)}) as two,
+    ):
+        with pytest.raises(EmbeddingModelMismatchError, match="hosts disagree") as err:
+            RagIndex(tmp_path, model="bge-m3", base_url=[one.url, two.url])
+        assert 'ollama pull bge-m3" on every host' in str(err.value)
+
+
+def test_concurrency_per_host_is_bounded(tmp_path: Path, fresh_ollama: LocalOllama) -> None:
+    fresh_ollama.set_delay(per_request=0.02, slots=8)
+    texts = [f"並行処理の確認用の文章{i}。" for i in range(64)]
+    with RagIndex(
+        tmp_path, model="bge-m3", base_url=fresh_ollama.url, batch_size=4, concurrency=3
+    ) as index:
+        index.add_texts(texts)
+    assert fresh_ollama.peak_concurrency <= 3
+    assert fresh_ollama.peak_concurrency >= 2  # and it really overlapped requests
+
+
+def test_ollama_going_away_mid_ingest_leaves_a_resumable_index(
+    tmp_path: Path, fresh_ollama: LocalOllama
+) -> None:
+    texts = {f"doc{i}.txt": long_japanese(3) + f"文書番号{i}。" for i in range(12)}
+    with RagIndex(
+        tmp_path,
+        model="bge-m3",
+        base_url=fresh_ollama.url,
+        batch_size=4,
+        retries=1,
+        retry_backoff=0.01,
+        chunk_size=60,
+    ) as index:
+        for source in list(texts)[:3]:
+            index.add_texts([texts[source]], source=source)
+        fresh_ollama.fail_next(1000, status="drop")
+        with pytest.raises(OllamaUnavailableError):
+            index.add_documents(
+                [Document(page_content=t, metadata={"source": s}) for s, t in texts.items()]
+            )
+        fresh_ollama.reset()  # Ollama is back
+        for source, text in texts.items():
+            index.add_texts([text], source=source)
+        sources = {m["source"] for m in index.vectorstore.get(include=["metadatas"])["metadatas"]}
+        expected = sum(len(index.splitter.split_text(t)) for t in texts.values())
+        assert sources == set(texts)
+        assert index.count() == expected  # no duplicates, nothing missing
+    # the three sources finished before the outage were not embedded again
+    assert len(fresh_ollama.received("bge-m3")) < expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_killed_ingestion_is_completed_by_running_it_again(
+    tmp_path: Path, fresh_ollama: LocalOllama, how: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(30):
+        text = long_japanese(4, volume=i)
+        (corpus / f"doc{i:02d}.txt").write_text(text, encoding="utf-8")
+    db = tmp_path / "db"
+    fresh_ollama.set_delay(per_input=0.01)
+    script = textwrap.dedent(
+        f"""
+        from ollama_rag import RagIndex
+        with RagIndex({str(db)!r}, model="bge-m3", base_url={fresh_ollama.url!r},
+                      chunk_size=80, batch_size=4) as index:
+            index.add_files({str(corpus)!r}, progress=False)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(fresh_ollama.received("bge-m3")) < 40:
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+    child.wait(timeout=60)
+    assert child.returncode != 0
+    first_run = len(fresh_ollama.received("bge-m3"))
+
+    fresh_ollama.set_delay(per_input=0.0)
+    fresh_ollama.reset_counters()
+    with RagIndex(db, base_url=fresh_ollama.url) as index:
+        report = index.add_files(corpus, progress=False)
+        again = index.add_files(corpus, progress=False)
+        metas = index.vectorstore.get(include=["metadatas"])["metadatas"]
+        expected = sum(
+            len(index.splitter.split_text(p.read_text(encoding="utf-8"))) for p in corpus.iterdir()
+        )
+    assert report.files_added + report.files_updated + report.files_unchanged == 30
+    assert len(metas) == expected  # every chunk once: no duplicates, nothing missing
+    assert {m["source"] for m in metas} == {f"doc{i:02d}.txt" for i in range(30)}
+    assert report.files_unchanged > 0  # files finished before the kill were kept
+    assert report.chunks_embedded < expected  # and not embedded again
+    assert first_run + report.chunks_embedded >= expected
+    assert again.files_unchanged == 30
+    assert again.embedding_requests == 0
