@@ -536,9 +536,11 @@ class RagIndex:
                     if unit is not None:
                         yield unit
 
-            self._run(units(), report=report, on_chunks=bar.add_chunks)
+            written = self._run(units(), report=report, on_chunks=bar.add_chunks, collect_ids=False)
             if delete_missing:
                 self._delete_missing(collection, paths, {e.source for e in entries}, report)
+            if report.files_deleted and not written.units_written:
+                self._touch(collection)
         for source, reason in report.failed:
             _log.warning("failed: %s: %s", source, reason)
         return report
@@ -613,6 +615,7 @@ class RagIndex:
         *,
         report: IngestReport | None = None,
         on_chunks: Callable[[int], None] | None = None,
+        collect_ids: bool = True,
     ) -> Pipeline:
         collection = self._live()
         pipeline = Pipeline(
@@ -622,11 +625,12 @@ class RagIndex:
             write_batch=min(WRITE_BATCH, self._store.client.get_max_batch_size()),
             on_chunks=on_chunks,
             report=report,
+            collect_ids=collect_ids,
         )
         try:
             pipeline.run(units)
         finally:
-            if pipeline.ids:
+            if pipeline.units_written:
                 self._touch(collection)
         return pipeline
 

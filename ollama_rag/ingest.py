@@ -178,6 +178,8 @@ class Pipeline:
         write_batch: Rows per Chroma call.
         on_chunks: Called with the number of chunks resolved, for progress bars.
         report: The report to add to (a new one by default).
+        collect_ids: Keep each source's chunk ids in :attr:`ids` (off for large file jobs, so
+            memory does not grow with the corpus).
     """
 
     def __init__(
@@ -189,6 +191,7 @@ class Pipeline:
         write_batch: int,
         on_chunks: Callable[[int], None] | None = None,
         report: IngestReport | None = None,
+        collect_ids: bool = True,
     ) -> None:
         self.collection = collection
         self.embedder = embedder
@@ -197,6 +200,8 @@ class Pipeline:
         self.on_chunks = on_chunks
         self.report = report if report is not None else IngestReport()
         self.ids: dict[str, list[str]] = {}
+        self.collect_ids = collect_ids
+        self.units_written = 0
         self._buffer: list[tuple[Unit, int]] = []
         self._inflight: dict[Future[list[list[tuple[Piece, Vector]]]], list[tuple[Unit, int]]] = {}
         # Enough batches in flight to keep every host busy, few enough to bound memory.
@@ -364,7 +369,9 @@ class Pipeline:
             self.collection.delete(ids=stale[start : start + self.write_batch])
         if rows:  # last: the marker that says this source is complete
             self.collection.update(ids=[rows[0].id], metadatas=[{COMPLETE_KEY: unit.unit_hash}])
-        self.ids[unit.source] = [r.id for r in rows]
+        if self.collect_ids:
+            self.ids[unit.source] = [r.id for r in rows]
+        self.units_written += 1
         if unit.status == "updated":
             self.report.files_updated += 1
         else:
