@@ -36,9 +36,11 @@ from ollama_rag.errors import (  # noqa: E402
     RagIndexError,
     SqliteCompatError,
 )
+from ollama_rag.health import DoctorReport, doctor, ensure_model  # noqa: E402
 from ollama_rag.index import RagIndex  # noqa: E402
 from ollama_rag.ingest import IngestReport  # noqa: E402
 from ollama_rag.manifest import IndexManifest  # noqa: E402
+from ollama_rag.models import KnownModel, known_model, recommended_model  # noqa: E402
 from ollama_rag.retriever import RagRetriever  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
 
@@ -46,6 +48,7 @@ __all__ = [
     "CJKTextSplitter",
     "ConfigError",
     "ContextLengthExceededError",
+    "DoctorReport",
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
     "IndexClosedError",
@@ -53,6 +56,7 @@ __all__ = [
     "IndexManifest",
     "IndexNotFoundError",
     "IngestReport",
+    "KnownModel",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
@@ -64,4 +68,8 @@ __all__ = [
     "RagRetriever",
     "SqliteCompatError",
     "__version__",
+    "doctor",
+    "ensure_model",
+    "known_model",
+    "recommended_model",
 ]

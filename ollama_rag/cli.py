@@ -56,6 +56,35 @@ def serve_local(host: str, port: int, models: tuple[str, ...]) -> None:
         raise click.ClickException(msg) from None
 
 
+@cli.command("doctor")
+@click.option("--base-url", default=None, help="Ollama URL (default $OLLAMA_HOST or localhost).")
+@click.option(
+    "--model",
+    default=None,
+    help="Embedding model to check (default bge-m3, else the first one on the server).",
+)
+@click.option(
+    "--path",
+    default=None,
+    type=click.Path(dir_okay=True, file_okay=True, path_type=str),
+    help="Index directory to check (writable? which models do its collections record?).",
+)
+def doctor_command(base_url: str | None, model: str | None, path: str | None) -> None:
+    """Check Ollama, the embedding model, sqlite3, chromadb and the index directory.
+
+    Prints one line per check, with the command that fixes each failure under it. Exits 0
+    when nothing failed and 1 otherwise, so scripts and CI can gate on it.
+    """
+    from ollama_rag.health import doctor
+
+    report = doctor(base_url=base_url, model=model, path=path)
+    click.echo(str(report))
+    if not report.ok:
+        # SystemExit, not ctx.exit(): main() runs click with standalone_mode=False, which
+        # would turn ctx.exit(1) into a return value and the process would exit 0.
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Entry point of the ``ollama-rag`` console script."""
     try:

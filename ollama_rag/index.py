@@ -15,16 +15,16 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.documents import Document
 
-from ollama_rag import __version__
+from ollama_rag import __version__, migration
 from ollama_rag.errors import (
     ConfigError,
     DocumentLoadError,
+    EmbeddingModelMismatchError,
     IndexClosedError,
     IndexNotFoundError,
     RagIndexError,
@@ -34,13 +34,16 @@ from ollama_rag.manifest import IndexManifest
 from ollama_rag.ollama import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TIMEOUT,
+    ModelInfo,
     OllamaEmbedder,
     canonical_model_name,
+    parse_keep_alive,
     probe_hosts,
     resolve_base_urls,
 )
+from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever, check_search
-from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
+from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context, cjk_share
 from ollama_rag.store import WRITE_BATCH, StoreHandle, open_store
 
 if TYPE_CHECKING:
@@ -67,35 +70,41 @@ Metadata = dict[str, Any]
 _log = logging.getLogger("ollama_rag")
 # Jobs this large get progress bars unless progress=False.
 AUTO_PROGRESS_FILES = 20
+AUTO_PROGRESS_CHUNKS = 1000
+# Above this share of CJK characters, an English-only model gets a warning.
+CJK_WARNING_SHARE = 0.3
 
 
-class _Bar:
-    """Progress over files, with the count of chunks embedded as a postfix (tqdm.auto)."""
-
-    def __init__(self, total: int, show: bool) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=total, unit="file", desc="ollama-rag", disable=not show)
-        self._chunks = 0
-
-    def update(self, n: int) -> None:
-        self._bar.update(n)
-
-    def add_chunks(self, n: int) -> None:
-        self._chunks += n
-        self._bar.set_postfix(chunks=self._chunks, refresh=False)
-
-    def close(self) -> None:
-        self._bar.close()
+def _part_splitter(size: int) -> CJKTextSplitter:
+    return CJKTextSplitter(chunk_size=size, chunk_overlap=0)
 
 
-@contextmanager
-def _progress(total: int, show: bool) -> Iterator[_Bar]:
-    bar = _Bar(total, show)
-    try:
-        yield bar
-    finally:
-        bar.close()
+def _new_manifest(
+    info: ModelInfo,
+    chunk_size: int,
+    chunk_overlap: int,
+    document_prefix: str | None,
+    query_prefix: str | None,
+) -> IndexManifest:
+    """A manifest for ``info``; prefixes default to the registry's for known models."""
+    from ollama_rag.models import known_model
+
+    known = known_model(info.name)
+    return IndexManifest(
+        model=info.name,
+        digest=info.digest,
+        dimension=info.dimension,
+        context_length=info.context_length,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        document_prefix=document_prefix
+        if document_prefix is not None
+        else (known.document_prefix if known else ""),
+        query_prefix=query_prefix
+        if query_prefix is not None
+        else (known.query_prefix if known else ""),
+        library_version=__version__,
+    )
 
 
 def _release(store: StoreHandle, embedder: OllamaEmbedder | None) -> None:
@@ -169,10 +178,18 @@ class RagIndex:
         collection: Chroma collection name; one directory can hold several indexes.
         chunk_size: Characters per chunk; by default derived from the model's context.
         chunk_overlap: Characters shared by neighbouring chunks.
+        document_prefix: Text put before every document before embedding; by default the
+            model's own (e.g. ``"search_document: "`` for nomic-embed-text). Recorded.
+        query_prefix: Text put before every query; by default the model's own. Recorded.
         client: An existing chromadb client (e.g. ``chromadb.HttpClient`` for ``chroma run``)
             instead of ``path``.
+        pull: Pull the model (with a progress bar) if the server does not have it.
+        on_mismatch: ``"error"`` (default) refuses a model that differs from the recorded one;
+            ``"migrate"`` re-embeds the index with it instead (see :meth:`migrate`).
         batch_size: Texts per embedding request.
-        keep_alive: Seconds Ollama keeps the model loaded after a request (negative = forever).
+        keep_alive: How long Ollama keeps the model loaded after a request: seconds (negative =
+            forever) or a duration such as ``"30m"``; set it so an embedding model and a chat
+            model can stay loaded side by side.
         timeout: Seconds per HTTP request to Ollama.
         concurrency: Embedding requests in flight per Ollama host.
         retries: Retries of a request that failed with a connection error or a 5xx answer.
@@ -198,9 +215,13 @@ class RagIndex:
         collection: str = "default",
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
+        document_prefix: str | None = None,
+        query_prefix: str | None = None,
         client: ClientAPI | None = None,
+        pull: bool = False,
+        on_mismatch: Literal["error", "migrate"] = "error",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        keep_alive: int | None = None,
+        keep_alive: float | str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         concurrency: int = 2,
         retries: int = 3,
@@ -208,42 +229,75 @@ class RagIndex:
     ) -> None:
         if not _COLLECTION_NAME.match(collection):
             msg = (
-                f"Invalid collection name {collection!r}: use 3-512 characters from "
+                f"Invalid collection name {collection!r}: use 3-500 characters from "
                 "[A-Za-z0-9._-], starting and ending with a letter or digit"
             )
+            raise ConfigError(msg)
+        if on_mismatch not in ("error", "migrate"):
+            msg = f"on_mismatch must be 'error' or 'migrate', got {on_mismatch!r}"
             raise ConfigError(msg)
         self.collection_name = collection
         self.base_urls = resolve_base_urls(base_url)
         self.base_url = self.base_urls[0]
+        self._timeout = timeout
+        self._embed_options: dict[str, Any] = {
+            "batch_size": batch_size,
+            "keep_alive": parse_keep_alive(keep_alive),
+            "timeout": timeout,
+            "concurrency": concurrency,
+            "retries": retries,
+            "backoff": retry_backoff,
+        }
         self._lock = threading.RLock()
         self._closed = False
         self._store: StoreHandle = open_store(path, client)
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
-            self._collection, self._manifest = self._open_collection(
-                model, chunk_size, chunk_overlap, timeout
+            if pull and model is not None:
+                from ollama_rag.health import ensure_model
+
+                for url in self.base_urls:
+                    ensure_model(model, base_url=url, timeout=timeout)
+            self._collection, self._manifest, pending = self._open_collection(
+                model,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                document_prefix=document_prefix,
+                query_prefix=query_prefix,
+                on_mismatch=on_mismatch,
             )
+            self._use(self._collection, self._manifest, self._embedder(self._manifest))
+            if pending is not None:
+                self.migrate(pending, document_prefix=document_prefix, query_prefix=query_prefix)
         except BaseException:
             self.close()
             raise
-        self.embeddings = OllamaEmbedder(
-            model=self._manifest.model,
+
+    def _embedder(self, manifest: IndexManifest) -> OllamaEmbedder:
+        return OllamaEmbedder(
+            model=manifest.model,
             base_url=self.base_urls,
-            dimension=self._manifest.dimension,
-            document_prefix=self._manifest.document_prefix,
-            query_prefix=self._manifest.query_prefix,
-            batch_size=batch_size,
-            keep_alive=keep_alive,
-            timeout=timeout,
-            concurrency=concurrency,
-            retries=retries,
-            backoff=retry_backoff,
+            dimension=manifest.dimension,
+            document_prefix=manifest.document_prefix,
+            query_prefix=manifest.query_prefix,
+            **self._embed_options,
+        )
+
+    def _use(
+        self, collection: Collection, manifest: IndexManifest, embedder: OllamaEmbedder
+    ) -> None:
+        """Point this object at a collection, its manifest and an embedder for its model."""
+        old = getattr(self, "embeddings", None)
+        self._collection = collection
+        self._manifest = manifest
+        self.embeddings = embedder
+        self.splitter = CJKTextSplitter(
+            chunk_size=manifest.chunk_size, chunk_overlap=manifest.chunk_overlap
         )
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _release, self._store, self.embeddings)
-        self.splitter = CJKTextSplitter(
-            chunk_size=self._manifest.chunk_size, chunk_overlap=self._manifest.chunk_overlap
-        )
+        self._finalizer = weakref.finalize(self, _release, self._store, embedder)
+        if old is not None and old is not embedder:
+            old.close()
 
     # ------------------------------------------------------------------ opening
 
@@ -259,20 +313,23 @@ class RagIndex:
     def _open_collection(
         self,
         model: str | None,
+        *,
         chunk_size: int | None,
         chunk_overlap: int | None,
-        timeout: float | None,
-    ) -> tuple[Collection, IndexManifest]:
-        from chromadb.errors import NotFoundError
+        document_prefix: str | None,
+        query_prefix: str | None,
+        on_mismatch: str,
+    ) -> tuple[Collection, IndexManifest, str | None]:
+        """Open (verifying) or create the collection.
 
+        Returns:
+            The collection, its manifest, and the model to migrate to when ``on_mismatch`` is
+            ``"migrate"`` and the recorded model does not match (else None).
+        """
         client = self._store.client
         requested = canonical_model_name(model) if model is not None else None
-        try:
-            collection: Collection | None = client.get_collection(
-                self.collection_name, embedding_function=None
-            )
-        except NotFoundError:
-            collection = None
+        migration.recover(client, self.collection_name)
+        collection = migration.get_collection(client, self.collection_name)
 
         if collection is not None:
             manifest = IndexManifest.from_metadata(collection.metadata, path=self.path)
@@ -283,12 +340,17 @@ class RagIndex:
                     "collection name, e.g. RagIndex(path, model=..., collection='docs')"
                 )
                 raise RagIndexError(msg, path=self.path)
-            if requested is not None:
-                manifest.check_model_name(requested, path=self.path)
-            self._check_chunk_settings(manifest, chunk_size, chunk_overlap)
-            info = probe_hosts(manifest.model, self.base_urls, timeout=timeout)
-            manifest.check_compatible(info, path=self.path)
-            return collection, manifest
+            self._check_recorded(manifest, chunk_size, chunk_overlap, document_prefix, query_prefix)
+            try:
+                if requested is not None:
+                    manifest.check_model_name(requested, path=self.path)
+                info = probe_hosts(manifest.model, self.base_urls, timeout=self._timeout)
+                manifest.check_compatible(info, path=self.path)
+            except EmbeddingModelMismatchError:
+                if on_mismatch != "migrate":
+                    raise
+                return collection, manifest, model or manifest.model
+            return collection, manifest, None
 
         if requested is None:
             msg = (
@@ -296,20 +358,12 @@ class RagIndex:
                 f"RagIndex({self.path!r}, model='bge-m3')"
             )
             raise IndexNotFoundError(msg, path=self.path)
-        info = probe_hosts(model or requested, self.base_urls, timeout=timeout)
+        info = probe_hosts(model or requested, self.base_urls, timeout=self._timeout)
         size, overlap = chunk_settings_for_context(info.context_length)
         size = chunk_size if chunk_size is not None else size
         overlap = chunk_overlap if chunk_overlap is not None else min(overlap, size // 5)
         CJKTextSplitter(chunk_size=size, chunk_overlap=overlap)  # validates the pair
-        manifest = IndexManifest(
-            model=info.name,
-            digest=info.digest,
-            dimension=info.dimension,
-            context_length=info.context_length,
-            chunk_size=size,
-            chunk_overlap=overlap,
-            library_version=__version__,
-        )
+        manifest = _new_manifest(info, size, overlap, document_prefix, query_prefix)
         created = client.get_or_create_collection(
             self.collection_name,
             metadata=manifest.to_metadata(),
@@ -322,19 +376,83 @@ class RagIndex:
         if stored is not None and stored != manifest:
             stored.check_compatible(info, path=self.path)
             manifest = stored
-        return created, manifest
+        return created, manifest, None
 
-    def _check_chunk_settings(
-        self, manifest: IndexManifest, chunk_size: int | None, chunk_overlap: int | None
+    def migrate(
+        self,
+        model: str,
+        *,
+        document_prefix: str | None = None,
+        query_prefix: str | None = None,
+        progress: bool | None = None,
+    ) -> IngestReport:
+        """Re-embed every stored chunk with another model and switch the index over to it.
+
+        The stored chunk texts are re-embedded into a side collection; the index switches to it
+        only when every chunk is there, and the old vectors are deleted after the switch. No
+        source files are needed. Killing the process at any point leaves the index usable with
+        either the old model or the new one, never a mix; calling ``migrate`` again resumes
+        without re-embedding finished chunks. Also the fix for a re-pulled model whose digest
+        changed: ``index.migrate(index.model)``, or open it with ``on_mismatch="migrate"``.
+
+        Args:
+            model: The new embedding model (pulled on every host).
+            document_prefix: Document prefix for the new model (default: the registry's).
+            query_prefix: Query prefix for the new model (default: the registry's).
+            progress: Show a progress bar (default: for 1,000 chunks or more).
+
+        Returns:
+            An :class:`IngestReport` with the chunks embedded and reused.
+        """
+        with self._lock:
+            source = self._live()
+            info = probe_hosts(model, self.base_urls, timeout=self._timeout)
+            old = self._manifest
+            if (info.name, info.digest, info.dimension) == (old.model, old.digest, old.dimension):
+                return IngestReport()
+            manifest = _new_manifest(
+                info, old.chunk_size, old.chunk_overlap, document_prefix, query_prefix
+            )
+            embedder = self._embedder(manifest)
+            total = source.count()
+            show = progress if progress is not None else total >= AUTO_PROGRESS_CHUNKS
+            try:
+                with progress_bar(total, show, unit="chunk", desc=f"migrate to {info.name}") as bar:
+                    switched, report = migration.migrate_collection(
+                        client=self._store.client,
+                        name=self.collection_name,
+                        source=source,
+                        manifest=manifest,
+                        embedder=embedder,
+                        splitter_factory=_part_splitter,
+                        write_batch=min(WRITE_BATCH, self._store.client.get_max_batch_size()),
+                        on_chunks=bar.update,
+                    )
+            except BaseException:
+                embedder.close()
+                raise
+            self._use(switched, manifest, embedder)
+            return report
+
+    def _check_recorded(
+        self,
+        manifest: IndexManifest,
+        chunk_size: int | None,
+        chunk_overlap: int | None,
+        document_prefix: str | None,
+        query_prefix: str | None,
     ) -> None:
+        """Refuse settings that differ from the recorded ones: new text would not match."""
         for name, given, recorded in (
             ("chunk_size", chunk_size, manifest.chunk_size),
             ("chunk_overlap", chunk_overlap, manifest.chunk_overlap),
+            ("document_prefix", document_prefix, manifest.document_prefix),
+            ("query_prefix", query_prefix, manifest.query_prefix),
         ):
             if given is not None and given != recorded:
                 msg = (
-                    f"The index at {self._where()} was built with {name}={recorded}; "
-                    f"{name}={given} would chunk new text differently from the stored chunks. "
+                    f"The index at {self._where()} was built with {name}={recorded!r}; "
+                    f"{name}={given!r} would not match the stored chunks and vectors. "
                     f"Omit {name} to use the recorded value, or build a new collection"
                 )
                 raise ConfigError(msg)
@@ -448,6 +566,7 @@ class RagIndex:
         units = self._text_units(list(documents))
         with self._lock:
             pipeline = self._run(units)
+        self._check_language(" ".join(p.text for u in units for p in u.pieces[:4]))
         return [cid for unit in units for cid in pipeline.ids.get(unit.source, [])]
 
     def _text_units(self, documents: list[Document]) -> list[Unit]:
@@ -524,16 +643,19 @@ class RagIndex:
         if max_file_bytes is not None:
             options["max_file_bytes"] = max_file_bytes
         show = progress if progress is not None else len(entries) >= AUTO_PROGRESS_FILES
-        with self._lock, _progress(len(entries), show) as bar:
+        with self._lock, progress_bar(len(entries), show, unit="file", chunks=True) as bar:
             collection = self._live()
             batch = min(WRITE_BATCH, self._store.client.get_max_batch_size())
             done = complete_hashes(collection, [e.source for e in entries], batch)
+
+            sample: list[str] = []
 
             def units() -> Iterator[Unit]:
                 for entry in entries:
                     bar.update(1)
                     unit = self._file_unit(entry, done.get(entry.source, set()), report, options)
                     if unit is not None:
+                        sample.extend(p.text for p in unit.pieces[:2] if len(sample) < 200)
                         yield unit
 
             written = self._run(units(), report=report, on_chunks=bar.add_chunks, collect_ids=False)
@@ -543,6 +665,7 @@ class RagIndex:
                 self._touch(collection)
         for source, reason in report.failed:
             _log.warning("failed: %s: %s", source, reason)
+        self._check_language(" ".join(sample))
         return report
 
     def sync(
@@ -609,6 +732,21 @@ class RagIndex:
                     collection.delete(ids=ids[start : start + WRITE_BATCH])
                 report.files_deleted += 1
 
+    def _check_language(self, sample: str) -> None:
+        """Warn when an English-only model is fed mostly CJK text (it embeds it poorly)."""
+        from ollama_rag.models import is_english_only, recommended_model
+
+        share = cjk_share(sample[:20000])
+        if share >= CJK_WARNING_SHARE and is_english_only(self.model):
+            better = recommended_model("ja")
+            warnings.warn(
+                f"{self.model} is an English-only embedding model, but {share:.0%} of this text "
+                f"is Chinese, Japanese or Korean, which it embeds poorly. Use a multilingual "
+                f'model: run "ollama pull {better}", then index.migrate("{better}")',
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _run(
         self,
         units: Iterable[Unit],
@@ -621,7 +759,7 @@ class RagIndex:
         pipeline = Pipeline(
             collection=collection,
             embedder=self.embeddings,
-            splitter_factory=lambda size: CJKTextSplitter(chunk_size=size, chunk_overlap=0),
+            splitter_factory=_part_splitter,
             write_batch=min(WRITE_BATCH, self._store.client.get_max_batch_size()),
             on_chunks=on_chunks,
             report=report,

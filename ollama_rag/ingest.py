@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.splitting import CJKTextSplitter
 
-__all__ = ["IngestReport", "Piece", "Unit", "complete_hashes", "sha256"]
+__all__ = ["IngestReport", "Piece", "Pipeline", "Unit", "complete_hashes", "embed_pieces", "sha256"]
 
 Metadata = dict[str, Any]
 Vector = np.ndarray[Any, np.dtype[np.float32]]
@@ -158,6 +158,53 @@ def complete_hashes(collection: Collection, sources: list[str], batch: int) -> d
             if meta and COMPLETE_KEY in meta:
                 found.setdefault(str(meta["source"]), set()).add(str(meta[COMPLETE_KEY]))
     return found
+
+
+def embed_pieces(
+    embedder: OllamaEmbedder,
+    splitter_factory: Callable[[int], CJKTextSplitter],
+    pieces: list[Piece],
+) -> list[list[tuple[Piece, Vector]]]:
+    """Embed pieces; one list of (piece, vector) rows per input piece.
+
+    A batch Ollama refuses as over-long is bisected to find the culprit, which is split in half
+    at its best boundary and its parts embedded instead (recursively), so no text is cut.
+
+    Raises:
+        ContextLengthExceededError: A piece of a few characters still exceeds the context.
+    """
+    try:
+        vectors = embedder.embed_texts([p.text for p in pieces])
+    except ContextLengthExceededError:
+        if len(pieces) > 1:
+            mid = len(pieces) // 2
+            return embed_pieces(embedder, splitter_factory, pieces[:mid]) + embed_pieces(
+                embedder, splitter_factory, pieces[mid:]
+            )
+        return [_split_and_embed(embedder, splitter_factory, pieces[0])]
+    return [
+        [(piece, np.asarray(vector, dtype=np.float32))]
+        for piece, vector in zip(pieces, vectors, strict=True)
+    ]
+
+
+def _split_and_embed(
+    embedder: OllamaEmbedder, splitter_factory: Callable[[int], CJKTextSplitter], piece: Piece
+) -> list[tuple[Piece, Vector]]:
+    if len(piece.text) <= MIN_SPLIT_CHARS:
+        msg = (
+            f"A {len(piece.text)}-character chunk at offset {piece.start} is longer than the "
+            f'context of "{embedder.model}" even after splitting; the model\'s context is too '
+            "small for this text: use a model with a longer context"
+        )
+        raise ContextLengthExceededError(msg, model=embedder.model)
+    splitter = splitter_factory(max(len(piece.text) // 2, MIN_SPLIT_CHARS))
+    parts = [
+        Piece(text, piece.start + offset, piece.start + offset + len(text), piece.metadata)
+        for offset, text in splitter.split_text_with_offsets(piece.text)
+    ]
+    rows = embed_pieces(embedder, splitter_factory, parts)
+    return [row for part_rows in rows for row in part_rows]
 
 
 @dataclass(frozen=True)
@@ -288,32 +335,7 @@ class Pipeline:
     # ---------------------------------------------------------------- embedding (worker threads)
 
     def _embed(self, pieces: list[Piece]) -> list[list[tuple[Piece, Vector]]]:
-        """Embed pieces; bisect a batch Ollama refuses as over-long and split the culprit."""
-        try:
-            vectors = self.embedder.embed_texts([p.text for p in pieces])
-        except ContextLengthExceededError:
-            if len(pieces) > 1:
-                mid = len(pieces) // 2
-                return self._embed(pieces[:mid]) + self._embed(pieces[mid:])
-            return [self._split_and_embed(pieces[0])]
-        return [
-            [(p, np.asarray(v, dtype=np.float32))] for p, v in zip(pieces, vectors, strict=True)
-        ]
-
-    def _split_and_embed(self, piece: Piece) -> list[tuple[Piece, Vector]]:
-        if len(piece.text) <= MIN_SPLIT_CHARS:
-            msg = (
-                f"A {len(piece.text)}-character chunk at offset {piece.start} is longer than the "
-                f'context of "{self.embedder.model}" even after splitting; the model\'s context '
-                "is too small for this text: use a model with a longer context"
-            )
-            raise ContextLengthExceededError(msg, model=self.embedder.model)
-        splitter = self.splitter_factory(max(len(piece.text) // 2, MIN_SPLIT_CHARS))
-        parts = [
-            Piece(text, piece.start + offset, piece.start + offset + len(text), piece.metadata)
-            for offset, text in splitter.split_text_with_offsets(piece.text)
-        ]
-        return [row for rows in self._embed(parts) for row in rows]
+        return embed_pieces(self.embedder, self.splitter_factory, pieces)
 
     # ---------------------------------------------------------------- reading and writing Chroma
 

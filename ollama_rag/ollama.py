@@ -48,6 +48,7 @@ __all__ = [
     "OllamaEmbedder",
     "canonical_model_name",
     "normalize_base_url",
+    "parse_keep_alive",
     "probe_hosts",
     "probe_model",
     "resolve_base_url",
@@ -132,6 +133,41 @@ def resolve_base_urls(base_url: str | Sequence[str] | None) -> tuple[str, ...]:
             msg = "base_url=[] names no Ollama host; pass at least one URL"
             raise ConfigError(msg)
     return tuple(dict.fromkeys(normalize_base_url(item) for item in items))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_keep_alive(value: float | str | None) -> float | None:
+    """Read ``keep_alive`` as seconds: a number, or a Go duration string as Ollama accepts.
+
+    >>> parse_keep_alive("1h30m")
+    5400.0
+    >>> parse_keep_alive(-1)
+    -1.0
+    >>> parse_keep_alive("300")
+    300.0
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    parts = _DURATION.findall(body)
+    if not parts or "".join(n + u for n, u in parts) != body:
+        msg = (
+            f"keep_alive={value!r} is neither seconds nor a duration; use e.g. 300, -1 "
+            '(forever) or "30m"'
+        )
+        raise ConfigError(msg)
+    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def canonical_model_name(name: str) -> str:
@@ -437,7 +473,7 @@ class OllamaEmbedder(Embeddings):
         document_prefix: str = "",
         query_prefix: str = "",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        keep_alive: int | None = None,
+        keep_alive: float | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         concurrency: int = 2,
         retries: int = 3,
@@ -465,7 +501,8 @@ class OllamaEmbedder(Embeddings):
         self.embeddings = OllamaEmbeddings(
             model=model,
             base_url=self.base_url,
-            keep_alive=keep_alive,
+            # LangChain takes whole seconds only.
+            keep_alive=None if keep_alive is None else round(keep_alive),
             client_kwargs={"timeout": timeout},
         )
 

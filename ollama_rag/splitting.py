@@ -41,6 +41,7 @@ __all__ = [
     "MIN_CHUNK_CHARS",
     "CJKTextSplitter",
     "chunk_settings_for_context",
+    "cjk_share",
     "ends_at_boundary",
     "is_cjk",
 ]
@@ -115,6 +116,20 @@ DEFAULT_CONTEXT_TOKENS = 512
 _RESERVED_TOKENS = 16
 _CONTEXT_SAFETY = 0.9
 _OVERLAP_DIVISOR = 8
+
+
+def cjk_share(text: str) -> float:
+    """Return the share of non-space characters in ``text`` that are CJK.
+
+    >>> cjk_share("RAGは便利")
+    0.5
+    >>> cjk_share("")
+    0.0
+    """
+    letters = [c for c in text if not c.isspace()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if _CJK_RE.match(c)) / len(letters)
 
 
 def is_cjk(text: str) -> bool:

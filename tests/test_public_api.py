@@ -9,6 +9,7 @@ EXPECTED = [
     "CJKTextSplitter",
     "ConfigError",
     "ContextLengthExceededError",
+    "DoctorReport",
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
     "IndexClosedError",
@@ -16,6 +17,7 @@ EXPECTED = [
     "IndexManifest",
     "IndexNotFoundError",
     "IngestReport",
+    "KnownModel",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
@@ -27,6 +29,10 @@ EXPECTED = [
     "RagRetriever",
     "SqliteCompatError",
     "__version__",
+    "doctor",
+    "ensure_model",
+    "known_model",
+    "recommended_model",
 ]
 
 
