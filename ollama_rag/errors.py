@@ -51,8 +51,9 @@ NOT_AN_EMBEDDING_MODEL_MESSAGE = (
 MISMATCH_MESSAGE = (
     "This index was built with embedding model {recorded} and cannot be used with {requested}: "
     "{reason}. Vectors from two models must never be mixed. Either open it with the recorded model "
-    "(RagIndex({path!r}) or model={recorded_name!r}), or re-embed it with "
-    "index.migrate({requested_name!r})"
+    "(RagIndex({path!r}) or model={recorded_name!r}), or re-embed it with the new one: "
+    "RagIndex({path!r}, model={requested_name!r}, on_mismatch='migrate'), or "
+    "index.migrate({requested_name!r}) on an open index"
 )
 
 

@@ -131,7 +131,7 @@ def test_a_re_pulled_model_is_detected_and_migrated_on_request(
     fresh_ollama.add_model("bge-m3", HashEmbeddingModel(dimension=1024, seed=99))
     with pytest.raises(EmbeddingModelMismatchError, match="re-pulled") as err:
         RagIndex(tmp_path, base_url=fresh_ollama.url)
-    assert "migrate(" in str(err.value)
+    assert "on_mismatch='migrate'" in str(err.value)
     with RagIndex(tmp_path, base_url=fresh_ollama.url, on_mismatch="migrate") as index:
         assert index.manifest.digest == fresh_ollama.digest("bge-m3")
         assert index.count() == total
