@@ -30,6 +30,80 @@ def demo(model: str | None, base_url: str | None) -> None:
         raise click.ClickException("the model guard did not refuse a second model")
 
 
+_db = click.option(
+    "--db",
+    "db",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Index directory (created by `index` if missing).",
+)
+_base_url = click.option(
+    "--base-url", default=None, help="Ollama URL (default $OLLAMA_HOST or localhost)."
+)
+
+
+@cli.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@_db
+@click.option("--model", default=None, help="Embedding model (needed to create the index).")
+@_base_url
+@click.option("--glob", default="**/*", show_default=True, help="Files to consider in folders.")
+@click.option("--exclude", multiple=True, help="Glob of relative paths to leave out. Repeatable.")
+@click.option("--sync", is_flag=True, help="Also drop chunks of files deleted from the folders.")
+@click.option("--pull", is_flag=True, help="Pull the model first if the server lacks it.")
+def index_command(
+    paths: tuple[str, ...],
+    db: str,
+    model: str | None,
+    base_url: str | None,
+    glob: str,
+    exclude: tuple[str, ...],
+    sync: bool,
+    pull: bool,
+) -> None:
+    """Index files and folders into the index at --db; unchanged files cost nothing."""
+    from ollama_rag.index import RagIndex
+
+    with RagIndex(db, model=model, base_url=base_url, pull=pull) as index:
+        report = index.add_files(
+            list(paths), glob=glob, exclude=list(exclude) or None, delete_missing=sync
+        )
+        click.echo(str(report))
+        click.echo(f"{index.count()} chunks in {db} ({index.manifest.model_label})")
+    if report.files_failed:
+        raise SystemExit(1)
+
+
+@cli.command("search")
+@click.argument("query")
+@_db
+@_base_url
+@click.option("-k", "k", default=4, show_default=True, help="How many chunks to show.")
+def search_command(query: str, db: str, base_url: str | None, k: int) -> None:
+    """Show the chunks of the index at --db most similar to QUERY."""
+    from ollama_rag.index import RagIndex
+
+    with RagIndex(db, base_url=base_url) as index:
+        for doc, score in index.search_with_scores(query, k=k):
+            where = f"{doc.metadata['source']}:{doc.metadata.get('start_index', '?')}"
+            click.echo(f"{score:6.3f}  {where}")
+            click.echo("        " + " ".join(doc.page_content.split()))
+
+
+@cli.command("migrate")
+@click.argument("model")
+@click.option(
+    "--db", "db", required=True, type=click.Path(exists=True, file_okay=False), help="Index."
+)
+@_base_url
+def migrate_command(model: str, db: str, base_url: str | None) -> None:
+    """Re-embed the index at --db with MODEL (crash-safe; run again to resume)."""
+    from ollama_rag.index import RagIndex
+
+    with RagIndex(db, base_url=base_url, model=model, on_mismatch="migrate") as index:
+        click.echo(f"{index.count()} chunks in {db} now use {index.manifest.model_label}")
+
+
 @cli.command("serve-local")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=11434, show_default=True, type=int, help="Port (0 = any free).")
