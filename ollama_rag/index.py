@@ -6,6 +6,7 @@ This module only orchestrates: the manifest decides compatibility, ``ollama.py``
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -29,7 +30,15 @@ from ollama_rag.errors import (
     IndexNotFoundError,
     RagIndexError,
 )
-from ollama_rag.ingest import IngestReport, Piece, Pipeline, Unit, complete_hashes, sha256
+from ollama_rag.ingest import (
+    IngestReport,
+    Piece,
+    Pipeline,
+    StoredSource,
+    Unit,
+    sha256,
+    stored_sources,
+)
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.ollama import (
     DEFAULT_BATCH_SIZE,
@@ -73,6 +82,39 @@ AUTO_PROGRESS_FILES = 20
 AUTO_PROGRESS_CHUNKS = 1000
 # Above this share of CJK characters, an English-only model gets a warning.
 CJK_WARNING_SHARE = 0.3
+
+
+def _clash(entry: Any, stored: dict[str, StoredSource], seen: dict[str, str]) -> str | None:
+    """Why this file would overwrite another file with the same relative path, if it would.
+
+    A file stored from another folder whose file is gone counts as moved, not as a clash.
+    """
+    first = seen.setdefault(entry.source, entry.root)
+    others = [first] if first != entry.root else []
+    others += [
+        root
+        for root in sorted(stored.get(entry.source, StoredSource()).roots - {entry.root})
+        if (Path(root) / entry.source).exists()
+    ]
+    if not others:
+        return None
+    return (
+        f"{entry.root}/{entry.source} has the same source name as {others[0]}/{entry.source}, "
+        "and one would replace the other in the index: add their common parent folder "
+        "instead, or use a separate collection="
+    )
+
+
+def _stored_updated_at(client: ClientAPI, name: str) -> str:
+    """The updated_at recorded in Chroma now (another handle may have written since we read)."""
+    fresh = IndexManifest.from_metadata(client.get_collection(name).metadata)
+    return fresh.updated_at if fresh is not None else ""
+
+
+def _vector_identity(manifest: IndexManifest) -> tuple[str, str, int, str, str]:
+    """What decides the vectors: equal identities mean equal vectors for equal text."""
+    m = manifest
+    return (m.model, m.digest, m.dimension, m.document_prefix, m.query_prefix)
 
 
 def _part_splitter(size: int) -> CJKTextSplitter:
@@ -408,11 +450,16 @@ class RagIndex:
             source = self._live()
             info = probe_hosts(model, self.base_urls, timeout=self._timeout)
             old = self._manifest
-            if (info.name, info.digest, info.dimension) == (old.model, old.digest, old.dimension):
-                return IngestReport()
-            manifest = _new_manifest(
-                info, old.chunk_size, old.chunk_overlap, document_prefix, query_prefix
+            # A shorter context than the old model's needs smaller chunks from now on.
+            size, overlap = chunk_settings_for_context(info.context_length)
+            if size >= old.chunk_size:
+                size, overlap = old.chunk_size, old.chunk_overlap
+            manifest = dataclasses.replace(
+                _new_manifest(info, size, overlap, document_prefix, query_prefix),
+                created_at=old.created_at,
             )
+            if _vector_identity(manifest) == _vector_identity(old):
+                return IngestReport()
             embedder = self._embedder(manifest)
             total = source.count()
             show = progress if progress is not None else total >= AUTO_PROGRESS_CHUNKS
@@ -422,6 +469,7 @@ class RagIndex:
                         client=self._store.client,
                         name=self.collection_name,
                         source=source,
+                        source_version=_stored_updated_at(self._store.client, source.name),
                         manifest=manifest,
                         embedder=embedder,
                         splitter_factory=_part_splitter,
@@ -646,14 +694,15 @@ class RagIndex:
         with self._lock, progress_bar(len(entries), show, unit="file", chunks=True) as bar:
             collection = self._live()
             batch = min(WRITE_BATCH, self._store.client.get_max_batch_size())
-            done = complete_hashes(collection, [e.source for e in entries], batch)
+            stored = stored_sources(collection, [e.source for e in entries], batch)
+            seen: dict[str, str] = {}
 
             sample: list[str] = []
 
             def units() -> Iterator[Unit]:
                 for entry in entries:
                     bar.update(1)
-                    unit = self._file_unit(entry, done.get(entry.source, set()), report, options)
+                    unit = self._file_unit(entry, stored, seen, report, options)
                     if unit is not None:
                         sample.extend(p.text for p in unit.pieces[:2] if len(sample) < 200)
                         yield unit
@@ -675,9 +724,19 @@ class RagIndex:
         return self.add_files(folder, delete_missing=True, **kwargs)
 
     def _file_unit(
-        self, entry: Any, done: set[str], report: IngestReport, options: dict[str, Any]
+        self,
+        entry: Any,
+        stored: dict[str, StoredSource],
+        seen: dict[str, str],
+        report: IngestReport,
+        options: dict[str, Any],
     ) -> Unit | None:
         from ollama_rag import loading
+
+        if (clash := _clash(entry, stored, seen)) is not None:
+            report.failed.append((entry.source, clash))
+            report.files_failed += 1
+            return None
 
         limit: int = options.get("max_file_bytes") or loading.DEFAULT_MAX_FILE_BYTES
         try:
@@ -691,8 +750,12 @@ class RagIndex:
             report.failed.append((entry.source, str(err)))
             report.files_failed += 1
             return None
-        digest = loading.file_hash(data)
-        if digest in done:
+        # The load options are part of the identity: re-running with encoding= fixes a file.
+        digest = sha256(
+            f"{loading.file_hash(data)}\x1f{options['encoding']}\x1f{options['normalize']}"
+        )
+        known = stored.get(entry.source, StoredSource())
+        if digest in known.hashes and entry.root in known.roots:
             report.files_unchanged += 1
             return None
         reason = loading.classify(entry, data, max_file_bytes=limit)

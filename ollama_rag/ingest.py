@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.splitting import CJKTextSplitter
 
-__all__ = ["IngestReport", "Piece", "Pipeline", "Unit", "complete_hashes", "embed_pieces", "sha256"]
+__all__ = ["IngestReport", "Piece", "Pipeline", "Unit", "embed_pieces", "sha256", "stored_sources"]
 
 Metadata = dict[str, Any]
 Vector = np.ndarray[Any, np.dtype[np.float32]]
@@ -147,16 +147,31 @@ class IngestReport:
         return f"<p><b>IngestReport</b>: {first}</p>{table}"
 
 
-def complete_hashes(collection: Collection, sources: list[str], batch: int) -> dict[str, set[str]]:
-    """The ``complete_hash`` markers stored for each source (usually one, or none)."""
-    found: dict[str, set[str]] = {}
+@dataclass
+class StoredSource:
+    """What the index holds about one source: completion markers and the folders it came from."""
+
+    hashes: set[str] = field(default_factory=set)
+    roots: set[str] = field(default_factory=set)
+
+
+def stored_sources(
+    collection: Collection, sources: list[str], batch: int
+) -> dict[str, StoredSource]:
+    """Completion markers and roots stored for each of ``sources`` (from their first chunks)."""
+    found: dict[str, StoredSource] = {}
     for start in range(0, len(sources), batch):
         part = sources[start : start + batch]
         where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
         got = collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
         for meta in got["metadatas"] or []:
-            if meta and COMPLETE_KEY in meta:
-                found.setdefault(str(meta["source"]), set()).add(str(meta[COMPLETE_KEY]))
+            if not meta:
+                continue
+            entry = found.setdefault(str(meta["source"]), StoredSource())
+            if COMPLETE_KEY in meta:
+                entry.hashes.add(str(meta[COMPLETE_KEY]))
+            if "root" in meta:
+                entry.roots.add(str(meta["root"]))
     return found
 
 
@@ -288,11 +303,14 @@ class Pipeline:
         if unit.stored or self.collection.get(where={"source": unit.source}, limit=1)["ids"]:
             unit.status = "updated"
         unit.resolved = [None] * len(unit.pieces)
-        pending = [i for i, cid in enumerate(ids) if cid not in unit.stored]
+        parts = self._stored_parts([cid for cid in ids if cid not in unit.stored], unit)
+        pending = [i for i, cid in enumerate(ids) if cid not in unit.stored and cid not in parts]
         known = self._known_vectors({sha256(unit.pieces[i].text) for i in pending})
         for i, piece in enumerate(unit.pieces):
             if ids[i] in unit.stored:
                 unit.resolved[i] = [(piece, None)]
+            elif ids[i] in parts:
+                unit.resolved[i] = [(part, None) for part in parts[ids[i]]]
             elif (vector := known.get(sha256(piece.text))) is not None:
                 unit.resolved[i] = [(piece, vector)]
         self.report.chunks_skipped += len(unit.pieces) - sum(1 for r in unit.resolved if r is None)
@@ -349,20 +367,48 @@ class Pipeline:
                 stored[cid] = dict(meta or {})
         return stored
 
+    def _stored_parts(self, ids: list[str], unit: Unit) -> dict[str, list[Piece]]:
+        """Chunks stored as parts (split for being over-long), by the id of the whole chunk."""
+        found: dict[str, list[tuple[int, Piece]]] = {}
+        for start in range(0, len(ids), self.write_batch):
+            where = {"split_of": {"$in": ids[start : start + self.write_batch]}}
+            got = self.collection.get(
+                where=cast(Any, where), include=cast(Any, ["metadatas", "documents"])
+            )
+            for cid, text, raw in zip(
+                got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True
+            ):
+                meta: Metadata = dict(raw or {})
+                unit.stored[cid] = meta
+                piece = Piece(text or "", int(meta["start_index"]), int(meta["end_index"]))
+                found.setdefault(str(meta["split_of"]), []).append((int(meta["chunk_part"]), piece))
+        return {cid: [p for _, p in sorted(parts)] for cid, parts in found.items()}
+
     def _known_vectors(self, hashes: set[str]) -> dict[str, Vector]:
-        """Vectors already stored for the same text (a renamed or copied source)."""
+        """Vectors already stored for the same text (a renamed or copied source).
+
+        Ids are looked up first and one vector fetched per text, so text repeated in many
+        sources (a licence header) costs one vector, not one per copy.
+        """
         ordered = sorted(hashes)
-        known: dict[str, Vector] = {}
+        one_id: dict[str, str] = {}
         for start in range(0, len(ordered), self.write_batch):
             where = {"content_hash": {"$in": ordered[start : start + self.write_batch]}}
+            got = self.collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
+            for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                if meta is not None:
+                    one_id.setdefault(str(meta["content_hash"]), cid)
+        known: dict[str, Vector] = {}
+        by_id = {cid: h for h, cid in one_id.items()}
+        wanted = list(by_id)
+        for start in range(0, len(wanted), self.write_batch):
             got = self.collection.get(
-                where=cast(Any, where), include=cast(Any, ["metadatas", "embeddings"])
+                ids=wanted[start : start + self.write_batch], include=cast(Any, ["embeddings"])
             )
             # Chroma returns a numpy array here, whose truth value is ambiguous.
             vectors = got["embeddings"] if got["embeddings"] is not None else []
-            for meta, vector in zip(got["metadatas"] or [], vectors, strict=True):
-                if meta is not None:
-                    known[str(meta["content_hash"])] = np.asarray(vector, dtype=np.float32)
+            for cid, vector in zip(got["ids"], vectors, strict=True):
+                known[by_id[cid]] = np.asarray(vector, dtype=np.float32)
         return known
 
     def _write(self, unit: Unit) -> None:
@@ -370,9 +416,11 @@ class Pipeline:
         for cid, resolved in zip(unit.ids, unit.resolved, strict=True):
             assert resolved is not None, "a unit is written only when every chunk is resolved"
             for k, (piece, vector) in enumerate(resolved):
-                # Parts of a chunk split for being over-long get ids derived from the chunk's.
-                row_id = cid if len(resolved) == 1 else sha256(f"{cid}\x1f{k}")[:32]
                 meta: Metadata = {**unit.metadata, **piece.metadata}
+                row_id = cid
+                if len(resolved) > 1:  # parts of a chunk split for being over-long
+                    row_id = sha256(f"{cid}\x1f{k}")[:32]
+                    meta.update(split_of=cid, chunk_part=k)
                 meta.update(
                     source=unit.source,
                     chunk_index=len(rows),
@@ -382,6 +430,8 @@ class Pipeline:
                     unit_hash=unit.unit_hash,
                 )
                 rows.append(_Row(row_id, piece, vector, meta))
+        if unit.status == "updated":
+            self._unmark(unit.source)
         self._upsert([r for r in rows if r.vector is not None])
         self._update_metadata(unit, [r for r in rows if r.vector is None])
         keep = {r.id for r in rows}
@@ -398,6 +448,17 @@ class Pipeline:
             self.report.files_updated += 1
         else:
             self.report.files_added += 1
+
+    def _unmark(self, source: str) -> None:
+        """Clear the source's completion marker before rewriting it.
+
+        Otherwise a crash mid-rewrite would leave the old marker in place (Chroma merges
+        metadata), and the half-written source would pass for the old, complete one.
+        """
+        where = {"$and": [{"source": source}, {"chunk_index": 0}]}
+        firsts = self.collection.get(where=cast(Any, where), include=[])["ids"]
+        if firsts:
+            self.collection.update(ids=firsts, metadatas=[{COMPLETE_KEY: None}] * len(firsts))
 
     def _upsert(self, rows: list[_Row]) -> None:
         for start in range(0, len(rows), self.write_batch):

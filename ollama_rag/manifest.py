@@ -25,8 +25,12 @@ MetadataValue = str | int | float | bool
 
 
 def now_iso() -> str:
-    """Return the current UTC time as an ISO 8601 string (seconds precision)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    """Return the current UTC time as an ISO 8601 string.
+
+    Microseconds are kept: ``updated_at`` tells whether an index changed between two moments
+    (a resumed migration relies on it), and two writes often fall in the same second.
+    """
+    return datetime.now(timezone.utc).isoformat()
 
 
 def _short(digest: str) -> str:

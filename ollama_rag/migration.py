@@ -44,6 +44,9 @@ NEXT_SUFFIX = ".next"
 RETIRED_SUFFIX = ".retired"
 MIGRATION_OF = "ollama_rag.migration_of"
 MIGRATION_COMPLETE = "ollama_rag.migration_complete"
+# The source index's updated_at when the copy began: a resumed copy of an index that was written
+# to in between would bring back deleted or outdated chunks, so it starts over instead.
+SOURCE_VERSION = "ollama_rag.migration_source_version"
 
 
 def get_collection(client: ClientAPI, name: str) -> Collection | None:
@@ -63,9 +66,10 @@ def rename(collection: Collection, name: str) -> None:
 
 def _strip_markers(collection: Collection) -> None:
     meta = dict(collection.metadata or {})
-    if MIGRATION_OF in meta or MIGRATION_COMPLETE in meta:
+    if MIGRATION_OF in meta or MIGRATION_COMPLETE in meta or SOURCE_VERSION in meta:
         meta.pop(MIGRATION_OF, None)
         meta.pop(MIGRATION_COMPLETE, None)
+        meta.pop(SOURCE_VERSION, None)
         collection.modify(metadata=meta)
 
 
@@ -89,20 +93,33 @@ def recover(client: ClientAPI, name: str) -> None:
         client.delete_collection(name + RETIRED_SUFFIX)
 
 
-def _target(client: ClientAPI, name: str, manifest: IndexManifest) -> Collection:
-    """The side collection for ``manifest``: resumed if it is for the same model, else anew."""
+def _identity(manifest: IndexManifest) -> tuple[str, str, int, str, str]:
+    m = manifest
+    return (m.model, m.digest, m.dimension, m.document_prefix, m.query_prefix)
+
+
+def _target(
+    client: ClientAPI, name: str, manifest: IndexManifest, source_version: str
+) -> Collection:
+    """The side collection: resumed if it is for the same model and source state, else anew."""
     existing = get_collection(client, name + NEXT_SUFFIX)
     if existing is not None:
         found = IndexManifest.from_metadata(existing.metadata)
-        same = found is not None and (found.model, found.digest, found.dimension) == (
-            manifest.model,
-            manifest.digest,
-            manifest.dimension,
+        same = (
+            found is not None
+            and _identity(found) == _identity(manifest)
+            and (existing.metadata or {}).get(SOURCE_VERSION) == source_version
         )
         if same:
             return existing
-        client.delete_collection(name + NEXT_SUFFIX)  # an abandoned migration to another model
-    metadata = {**manifest.to_metadata(), MIGRATION_OF: name, MIGRATION_COMPLETE: False}
+        # Abandoned: a migration to another model, or the index changed since it began.
+        client.delete_collection(name + NEXT_SUFFIX)
+    metadata = {
+        **manifest.to_metadata(),
+        MIGRATION_OF: name,
+        MIGRATION_COMPLETE: False,
+        SOURCE_VERSION: source_version,
+    }
     return client.create_collection(
         name + NEXT_SUFFIX,
         metadata=cast(Any, metadata),
@@ -155,6 +172,7 @@ def migrate_collection(
     client: ClientAPI,
     name: str,
     source: Collection,
+    source_version: str,
     manifest: IndexManifest,
     embedder: OllamaEmbedder,
     splitter_factory: Callable[[int], CJKTextSplitter],
@@ -172,7 +190,7 @@ def migrate_collection(
     """
     report = IngestReport()
     requests_before = embedder.pool.requests
-    target = _target(client, name, manifest)
+    target = _target(client, name, manifest, source_version)
     offset = 0
     while True:
         got = source.get(

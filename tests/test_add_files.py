@@ -139,3 +139,46 @@ def test_progress_bar_is_shown_for_large_jobs(
         assert "25/25" in capsys.readouterr().err
         index.add_files(folder, progress=False)
         assert capsys.readouterr().err == ""
+
+
+def test_same_relative_path_in_two_folders_is_refused_not_overwritten(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    for project in ("projA", "projB"):
+        (tmp_path / project).mkdir()
+        (tmp_path / project / "README.md").write_text(f"{project} の説明です。", encoding="utf-8")
+    with open_index(tmp_path, ollama) as index:
+        both = index.add_files([tmp_path / "projA", tmp_path / "projB"], progress=False)
+        alone = index.add_files(tmp_path / "projB", progress=False)
+        stored = index.vectorstore.get(include=["documents"])["documents"]
+    assert both.files_added == 1
+    assert both.files_failed == 1
+    assert "same source name" in both.failed[0][1]
+    assert "common parent folder" in both.failed[0][1]
+    assert alone.files_failed == 1  # projB alone would still replace projA's file
+    assert stored == ["projA の説明です。"]
+
+
+def test_a_moved_folder_replaces_its_old_copy(tmp_path: Path, ollama: LocalOllama) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "a.txt").write_text("移動する前の文書です。", encoding="utf-8")
+    with open_index(tmp_path, ollama) as index:
+        index.add_files(old, progress=False)
+        new = old.rename(tmp_path / "new")
+        report = index.add_files(new, progress=False)
+        roots = {m["root"] for m in index.vectorstore.get(include=["metadatas"])["metadatas"]}
+    assert report.files_failed == 0
+    assert roots == {new.resolve().as_posix()}
+
+
+def test_re_running_with_an_encoding_fixes_a_file(tmp_path: Path, ollama: LocalOllama) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes("ＦＵＪＩ山".encode())
+    with open_index(tmp_path, ollama) as index:
+        index.add_files(folder, progress=False)
+        report = index.add_files(folder, progress=False, normalize=True)
+        stored = index.vectorstore.get(include=["documents"])["documents"]
+    assert report.files_updated == 1
+    assert stored == ["FUJI山"]

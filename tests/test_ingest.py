@@ -200,3 +200,48 @@ def test_killed_ingestion_is_completed_by_running_it_again(
     assert first_run + report.chunks_embedded >= expected
     assert again.files_unchanged == 30
     assert again.embedding_requests == 0
+
+
+def test_re_adding_text_with_split_chunks_makes_no_request(tmp_path: Path) -> None:
+    text = long_japanese(4)
+    with (
+        LocalOllama({"tiny": SMALL_CONTEXT}) as server,
+        RagIndex(tmp_path, model="tiny", base_url=server.url, chunk_size=300) as index,
+    ):
+        index.add_texts([text], metadatas=[{"draft": True}], source="a")
+        server.reset_counters()
+        index.add_texts([text], source="a")
+        metas = index.vectorstore.get(include=["metadatas"])["metadatas"]
+    assert server.request_count("tiny") == 0  # the stored parts were recognised
+    assert all("draft" not in m for m in metas)  # and a removed key is really gone
+    assert all("split_of" in m for m in metas)
+
+
+def test_a_rewrite_interrupted_mid_write_is_not_taken_for_complete(
+    tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    doc = folder / "a.md"
+    v1 = "First paragraph is here.\n\nSecond paragraph stays.\n\nThird paragraph: v1."
+    v2 = "First paragraph is here.\n\nSecond paragraph stays.\n\nThird paragraph: DRAFT v2."
+    doc.write_text(v1, encoding="utf-8")
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=30) as index:
+        index.add_files(folder, progress=False)
+        doc.write_text(v2, encoding="utf-8")
+
+        # A crash between writing v2's new chunks and deleting v1's stale ones cannot be timed
+        # for real from outside; raising from the delete stands in for it.
+        def crash(**_: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(index._collection, "delete", crash)
+        with pytest.raises(KeyboardInterrupt):
+            index.add_files(folder, progress=False)
+        monkeypatch.undo()
+
+        doc.write_text(v1, encoding="utf-8")  # e.g. `git checkout a.md`
+        report = index.add_files(folder, progress=False)
+        stored = index.vectorstore.get(where={"source": "a.md"})["documents"]
+    assert report.files_unchanged == 0  # the half-written source was not taken for v1
+    assert sorted(stored) == sorted(index.splitter.split_text(v1))

@@ -237,3 +237,46 @@ def test_killed_migration_leaves_one_whole_index_and_resumes(
             assert report.chunks_skipped > 0  # resumed: finished chunks were not redone
             assert_vectors_come_from_the_recorded_model(index, fresh_ollama)
     assert collection_names(tmp_path) == {"default"}
+
+
+def test_a_resumed_migration_does_not_bring_back_chunks_deleted_in_between(
+    tmp_path: Path, fresh_ollama: LocalOllama
+) -> None:
+    build(tmp_path, fresh_ollama)
+    with RagIndex(tmp_path, base_url=fresh_ollama.url, batch_size=4, retries=0) as index:
+        fresh_ollama.fail_next(3, status="drop")
+        with pytest.raises(OllamaUnavailableError):
+            index.migrate("mxbai-embed-large")
+        fresh_ollama.reset()
+        index.delete(source="doc0.md")  # the old index changes before the resume
+        remaining = index.count()
+        index.migrate("mxbai-embed-large")
+        sources = {m["source"] for m in index.vectorstore.get(include=["metadatas"])["metadatas"]}
+        assert index.count() == remaining
+    assert "doc0.md" not in sources
+
+
+@pytest.mark.filterwarnings("ignore:.*English-only")
+def test_changing_prefixes_is_a_migration_too(tmp_path: Path, ollama: LocalOllama) -> None:
+    total = build(tmp_path, ollama, model="nomic-embed-text")
+    with RagIndex(tmp_path, base_url=ollama.url) as index:
+        report = index.migrate("nomic-embed-text", document_prefix="", query_prefix="")
+        assert report.chunks_embedded == total
+        assert (index.manifest.document_prefix, index.manifest.query_prefix) == ("", "")
+        assert_vectors_come_from_the_recorded_model(index, ollama)
+
+
+def test_migrating_to_a_shorter_context_shrinks_future_chunks(tmp_path: Path) -> None:
+    models = {
+        "long": HashEmbeddingModel(dimension=32, context_length=8192, seed=1),
+        "short": HashEmbeddingModel(dimension=32, context_length=128, seed=2),
+    }
+    with (
+        LocalOllama(models) as server,
+        RagIndex(tmp_path, model="long", base_url=server.url) as index,
+    ):
+        created = index.manifest.created_at
+        index.add_texts([TEXTS["doc2.md"]])
+        index.migrate("short")
+        assert index.manifest.chunk_size < 128
+        assert index.manifest.created_at == created
