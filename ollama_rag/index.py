@@ -65,13 +65,17 @@ __all__ = ["RagIndex"]
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 # Keys the index writes on every chunk; user metadata may not override them.
 RESERVED_KEYS = (
-    "source",
     "chunk_index",
     "start_index",
     "end_index",
     "content_hash",
     "unit_hash",
     "complete_hash",
+    "root",
+    "split_of",
+    "chunk_part",
+    "id",
+    "score",
 )
 Metadata = dict[str, Any]
 
@@ -528,9 +532,14 @@ class RagIndex:
         return int(self._live().count())
 
     def close(self) -> None:
-        """Release the Chroma client and the directory lock. Safe to call twice."""
+        """Release the Chroma client and the directory lock. Safe to call twice.
+
+        Waits for a write running in another thread to finish first, so the lock is never
+        released while this process is still writing.
+        """
         self._closed = True
-        self._finalizer()
+        with self._lock:
+            self._finalizer()
 
     def __enter__(self) -> RagIndex:
         return self
@@ -633,7 +642,13 @@ class RagIndex:
                     stacklevel=4,
                 )
                 continue
-            extra = {k: v for k, v in user.items() if k not in RESERVED_KEYS}
+            if reserved := sorted(set(user) & set(RESERVED_KEYS)):
+                msg = (
+                    f"Document {n}: metadata {reserved} is reserved by ollama-rag (it writes "
+                    "these keys itself); rename it, e.g. 'my_chunk_index'"
+                )
+                raise ConfigError(msg)
+            extra = {k: v for k, v in user.items() if k != "source"}
             grouped.setdefault(source, []).append((doc, extra))
         units = []
         for source, docs in grouped.items():
@@ -849,6 +864,9 @@ class RagIndex:
         if (ids is None) == (source is None):
             msg = "delete() needs exactly one of ids=[...] or source='...'"
             raise ConfigError(msg)
+        if isinstance(ids, str):
+            msg = f"delete(ids=...) takes a list of ids; wrap a single one: delete(ids=[{ids!r}])"
+            raise ConfigError(msg)
         with self._lock:
             collection = self._live()
             if source is not None:
@@ -879,8 +897,8 @@ class RagIndex:
         if not isinstance(query, str) or not query.strip():
             msg = "search() needs a non-empty query string"
             raise ConfigError(msg)
-        if n < 1:
-            msg = f"k must be at least 1, got {n}"
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            msg = f"k must be a whole number of at least 1, got {n!r}"
             raise ConfigError(msg)
         collection = self._live()
         vector = self.embeddings.embed_query(query)
@@ -977,6 +995,9 @@ class RagIndex:
         import numpy as np
         from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            msg = f"k must be a whole number of at least 1, got {k!r}"
+            raise ConfigError(msg)
         if not 0.0 <= lambda_mult <= 1.0:
             msg = f"lambda_mult must be between 0 and 1, got {lambda_mult}"
             raise ConfigError(msg)
@@ -1007,7 +1028,8 @@ class RagIndex:
             A :class:`~langchain_core.retrievers.BaseRetriever`.
         """
         search_type = kwargs.pop("search_type", "similarity")
-        check_search(search_type, kwargs.get("search_kwargs") or {})
+        kwargs["search_kwargs"] = dict(kwargs.get("search_kwargs") or {})
+        check_search(search_type, kwargs["search_kwargs"])
         return RagRetriever(index=self, search_type=search_type, **kwargs)
 
     @property

@@ -275,6 +275,7 @@ class Pipeline:
         """Ingest every unit; on any error, cancel what is queued and re-raise."""
         started = time.perf_counter()
         requests_before = self.embedder.pool.requests
+        self.embedder.pool.resume()
         try:
             for unit in units:
                 self._prepare(unit)
@@ -283,6 +284,8 @@ class Pipeline:
             while self._inflight:
                 self._collect(block=True)
         except BaseException:
+            # Stop the work still queued or retrying, so Ctrl-C returns promptly.
+            self.embedder.pool.cancel()
             for future in self._inflight:
                 future.cancel()
             raise

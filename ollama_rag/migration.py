@@ -191,6 +191,38 @@ def migrate_collection(
     report = IngestReport()
     requests_before = embedder.pool.requests
     target = _target(client, name, manifest, source_version)
+    try:
+        return _copy_and_switch(
+            client,
+            name,
+            source,
+            target,
+            manifest,
+            embedder,
+            splitter_factory,
+            write_batch,
+            on_chunks,
+            report,
+            requests_before,
+        )
+    except BaseException:
+        embedder.pool.cancel()  # stop queued and retrying requests: return promptly
+        raise
+
+
+def _copy_and_switch(
+    client: ClientAPI,
+    name: str,
+    source: Collection,
+    target: Collection,
+    manifest: IndexManifest,
+    embedder: OllamaEmbedder,
+    splitter_factory: Callable[[int], CJKTextSplitter],
+    write_batch: int,
+    on_chunks: Callable[[int], None] | None,
+    report: IngestReport,
+    requests_before: int,
+) -> tuple[Collection, IngestReport]:
     offset = 0
     while True:
         got = source.get(

@@ -9,12 +9,12 @@ recorded dimension, and errors that name the fix instead of a bare ``ConnectionE
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import random
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import ollama
+import pydantic
 from langchain_core.embeddings import Embeddings
 from langchain_ollama import OllamaEmbeddings
 
@@ -226,7 +227,9 @@ def _num_ctx(parameters: str | None) -> int | None:
 
 
 @contextmanager
-def translate_errors(url: str, model: str | None = None) -> Iterator[None]:
+def translate_errors(
+    url: str, model: str | None = None, *, timeout: float | None = None
+) -> Iterator[None]:
     """Turn the ollama/httpx client errors into :mod:`ollama_rag.errors` with the fix named."""
     shown = _display_url(url)
     try:
@@ -235,18 +238,36 @@ def translate_errors(url: str, model: str | None = None) -> Iterator[None]:
         raise
     except ollama.ResponseError as err:
         raise _response_error(err, shown, model) from err
+    except httpx.TimeoutException as err:
+        limit = f"{timeout:g} s" if timeout else "the time limit"
+        msg = (
+            f"Ollama at {shown} did not answer within {limit}; it may be overloaded or stuck: "
+            "raise timeout=, or send less per request with a smaller batch_size="
+        )
+        raise OllamaUnavailableError(msg, url=shown, model=model) from err
     except (ConnectionError, httpx.TransportError) as err:
         msg = OLLAMA_UNAVAILABLE_MESSAGE.format(url=shown)
         if not isinstance(err, (ConnectionError, httpx.ConnectError)):
             msg += f" ({type(err).__name__}: {err or 'connection lost'})"
         raise OllamaUnavailableError(msg, url=shown, model=model) from err
+    except (ValueError, pydantic.ValidationError) as err:  # JSON that is not Ollama's API
+        raise OllamaResponseError(_not_ollama(shown), url=shown, model=model) from err
+
+
+def _not_ollama(url: str) -> str:
+    return (
+        f"{url} answered, but not like Ollama's API (or the Ollama there is older than 0.2.6, "
+        "which has no /api/embed): check base_url / OLLAMA_HOST, or upgrade Ollama"
+    )
 
 
 def _response_error(err: ollama.ResponseError, url: str, model: str | None) -> OllamaError:
     text = str(err.error)
     status = err.status_code
     name = model or "?"
-    if status == 404 and "not found" in text:
+    if status == 404 and not re.search(r"model .* not found", text):
+        return OllamaResponseError(_not_ollama(url), url=url, model=model, status_code=status)
+    if status == 404:
         return ModelNotFoundError(
             MODEL_NOT_FOUND_MESSAGE.format(model=name, url=url), url=url, model=model
         )
@@ -393,6 +414,8 @@ class EmbeddingPool:
             max_workers=self.workers, thread_name_prefix="ollama-rag-embed"
         )
         self._count_lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self.timeout = timeout
         self.requests = 0
 
     def submit(self, texts: Sequence[str]) -> Future[list[list[float]]]:
@@ -411,10 +434,15 @@ class EmbeddingPool:
         attempt = 0
         while True:
             url = self._free.get()
+            if self._cancelled.is_set():
+                self._free.put(url)
+                msg = "Embedding was cancelled (the run was interrupted)"
+                raise OllamaError(msg, url=url, model=self.model)
+            delay = 0.0
             try:
                 with self._count_lock:
                     self.requests += 1
-                with translate_errors(url, self.model):
+                with translate_errors(url, self.model, timeout=self.timeout):
                     response = self._clients[url].embed(
                         self.model, list(texts), truncate=False, keep_alive=self.keep_alive
                     )
@@ -424,15 +452,33 @@ class EmbeddingPool:
                     if attempt:
                         err.args = (f"{err} (after {attempt + 1} attempts)",)
                     raise
+                # Jitter keeps workers that failed together from retrying in lockstep.
+                delay = self.backoff * (2**attempt) * random.uniform(0.9, 1.1)
             finally:
-                self._free.put(url)
-            # Jitter keeps several workers that failed together from retrying in lockstep.
-            time.sleep(self.backoff * (2**attempt) * random.uniform(0.9, 1.1))
+                if delay:
+                    # The failed host sits out the backoff; the retry takes whichever host is
+                    # free first, so a healthy host carries on while a dead one recovers.
+                    timer = threading.Timer(delay, self._free.put, args=(url,))
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    self._free.put(url)
             attempt += 1
 
+    def cancel(self) -> None:
+        """Make queued and retrying requests stop (after an interrupt); see :meth:`resume`."""
+        self._cancelled.set()
+
+    def resume(self) -> None:
+        """Accept requests again after :meth:`cancel`."""
+        self._cancelled.clear()
+
     def close(self) -> None:
-        """Stop the worker threads (waiting for requests already running)."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker threads without waiting for requests still running."""
+        self._cancelled.set()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for client in self._clients.values():
+            client._client.close()
 
 
 def _retryable(err: OllamaError) -> bool:
@@ -532,6 +578,7 @@ class OllamaEmbedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, with the query prefix."""
+        self.pool.resume()  # a new request after an interrupted run
         try:
             return self._embed([self.query_prefix + text])[0]
         except ContextLengthExceededError as err:
@@ -546,6 +593,13 @@ class OllamaEmbedder(Embeddings):
             msg = (
                 f"Ollama at {_display_url(self.base_url)} returned {len(vectors)} vectors for "
                 f"{len(batch)} texts; upgrade Ollama"
+            )
+            raise OllamaResponseError(msg, url=self.base_url, model=self.model)
+        if not all(math.isfinite(x) for v in vectors for x in v):
+            msg = (
+                f"Ollama at {_display_url(self.base_url)} returned NaN or infinite values for "
+                f'"{self.model}" (a known GPU bug with some models): run the embedding model on '
+                'the CPU (Modelfile "PARAMETER num_gpu 0") or upgrade Ollama'
             )
             raise OllamaResponseError(msg, url=self.base_url, model=self.model)
         bad = next((len(v) for v in vectors if len(v) != self.dimension), None)

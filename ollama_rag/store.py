@@ -36,6 +36,18 @@ _registry_lock = threading.Lock()
 _open: dict[str, _Shared] = {}
 
 
+def _forget_after_fork() -> None:
+    # A forked child inherits the parent's clients and locks but owns neither: it must open
+    # (and lock) the directory itself, or be refused like any other process.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _open.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 @dataclass
 class _Shared:
     client: ClientAPI
