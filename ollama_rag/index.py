@@ -611,22 +611,28 @@ class RagIndex:
             docs.append(Document(page_content=text, metadata=meta))
         return self.add_documents(docs)
 
-    def add_documents(self, documents: Iterable[Document]) -> list[str]:
+    def add_documents(self, documents: Iterable[Document], *, replace: bool = True) -> list[str]:
         """Split, embed and store LangChain documents (``metadata["source"]`` names the source).
 
-        Documents with the same source form one unit: adding that source again replaces exactly
-        its old chunks.
+        The documents of one source in one call are that source's whole new content: adding
+        the source again replaces exactly its old chunks. To add one source's documents over
+        several calls (the pages of a long PDF in batches), pass ``replace=False``, or the last
+        call would replace the earlier ones.
+
+        Args:
+            documents: The documents.
+            replace: Replace each source's stored chunks (default) or only add to them.
 
         Returns:
             The ids of the chunks now stored for these documents, in order.
         """
-        units = self._text_units(list(documents))
+        units = self._text_units(list(documents), replace=replace)
         with self._lock:
             pipeline = self._run(units)
         self._check_language(" ".join(p.text for u in units for p in u.pieces[:4]))
         return [cid for unit in units for cid in pipeline.ids.get(unit.source, [])]
 
-    def _text_units(self, documents: list[Document]) -> list[Unit]:
+    def _text_units(self, documents: list[Document], *, replace: bool = True) -> list[Unit]:
         grouped: dict[str, list[tuple[Document, Metadata]]] = {}
         for n, doc in enumerate(documents):
             if not isinstance(doc, Document):
@@ -660,7 +666,9 @@ class RagIndex:
             fingerprint = json.dumps(
                 [[doc.page_content, extra] for doc, extra in docs], sort_keys=True, default=str
             )
-            units.append(Unit(source=source, unit_hash=sha256(fingerprint), pieces=pieces))
+            unit = Unit(source=source, unit_hash=sha256(fingerprint), pieces=pieces)
+            unit.replace = replace
+            units.append(unit)
         return units
 
     def add_files(

@@ -77,6 +77,8 @@ class Unit:
         pieces: The chunks, in order.
         metadata: Metadata copied onto every chunk.
         status: ``"added"`` or ``"updated"`` (for the report).
+        replace: The content replaces the source's stored chunks (stale ones are deleted and
+            the source marked complete); False only adds to them.
     """
 
     source: str
@@ -84,6 +86,7 @@ class Unit:
     pieces: list[Piece]
     metadata: Metadata = field(default_factory=dict)
     status: str = "added"
+    replace: bool = True
     # Filled by the pipeline: per piece, its final (piece, vector or None if stored) rows.
     resolved: list[list[tuple[Piece, Vector | None]] | None] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
@@ -433,17 +436,12 @@ class Pipeline:
                     unit_hash=unit.unit_hash,
                 )
                 rows.append(_Row(row_id, piece, vector, meta))
-        if unit.status == "updated":
+        if unit.status == "updated" and unit.replace:
             self._unmark(unit.source)
         self._upsert([r for r in rows if r.vector is not None])
         self._update_metadata(unit, [r for r in rows if r.vector is None])
-        keep = {r.id for r in rows}
-        present = self.collection.get(where={"source": unit.source}, include=[])["ids"]
-        stale = [i for i in present if i not in keep]
-        for start in range(0, len(stale), self.write_batch):
-            self.collection.delete(ids=stale[start : start + self.write_batch])
-        if rows:  # last: the marker that says this source is complete
-            self.collection.update(ids=[rows[0].id], metadatas=[{COMPLETE_KEY: unit.unit_hash}])
+        if unit.replace:
+            self._replace(unit, rows)
         if self.collect_ids:
             self.ids[unit.source] = [r.id for r in rows]
         self.units_written += 1
@@ -451,6 +449,16 @@ class Pipeline:
             self.report.files_updated += 1
         else:
             self.report.files_added += 1
+
+    def _replace(self, unit: Unit, rows: list[_Row]) -> None:
+        """Delete the source's chunks the new content no longer has, then mark it complete."""
+        keep = {r.id for r in rows}
+        present = self.collection.get(where={"source": unit.source}, include=[])["ids"]
+        stale = [i for i in present if i not in keep]
+        for start in range(0, len(stale), self.write_batch):
+            self.collection.delete(ids=stale[start : start + self.write_batch])
+        if rows:  # last: the marker that says this source is complete
+            self.collection.update(ids=[rows[0].id], metadatas=[{COMPLETE_KEY: unit.unit_hash}])
 
     def _unmark(self, source: str) -> None:
         """Clear the source's completion marker before rewriting it.

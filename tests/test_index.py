@@ -580,3 +580,24 @@ def _tags(server: LocalOllama) -> list[dict[str, object]]:
 
     with urllib.request.urlopen(f"{server.url}/api/tags") as response:
         return json.load(response)["models"]  # type: ignore[no-any-return]
+
+
+def test_adding_one_sources_documents_in_batches_with_replace_false(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    pages = [
+        Document(
+            page_content=f"{n}ページ目の本文です。", metadata={"source": "book.pdf", "page": n}
+        )
+        for n in range(1, 7)
+    ]
+    with open_index(tmp_path, ollama, model="bge-m3") as index:
+        for start in range(0, 6, 2):
+            index.add_documents(pages[start : start + 2], replace=False)
+        kept = sorted(m["page"] for m in index.vectorstore.get(include=["metadatas"])["metadatas"])
+        index.add_documents(pages[4:])  # the default replaces the source's content
+        replaced = sorted(
+            m["page"] for m in index.vectorstore.get(include=["metadatas"])["metadatas"]
+        )
+    assert kept == [1, 2, 3, 4, 5, 6]
+    assert replaced == [5, 6]
