@@ -345,7 +345,10 @@ def probe_hosts(model: str, urls: Sequence[str], *, timeout: float | None) -> Mo
         EmbeddingModelMismatchError: Two hosts have different digests or dimensions of it.
         OllamaError: As :func:`probe_model`, for the first host that fails.
     """
-    infos = [probe_model(ollama.Client(host=u, timeout=timeout), model, url=u) for u in urls]
+    infos = []
+    for url in urls:
+        with ollama.Client(host=url, timeout=timeout) as client:
+            infos.append(probe_model(client, model, url=url))
     first = infos[0]
     for url, info in zip(urls[1:], infos[1:], strict=True):
         if (info.digest, info.dimension) != (first.digest, first.dimension):
@@ -478,7 +481,7 @@ class EmbeddingPool:
         self._cancelled.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
-            client._client.close()
+            client.close()
 
 
 def _retryable(err: OllamaError) -> bool:
@@ -613,5 +616,8 @@ class OllamaEmbedder(Embeddings):
         return vectors
 
     def close(self) -> None:
-        """Stop the embedding worker threads."""
+        """Stop the embedding worker threads and close the HTTP connections."""
         self.pool.close()
+        lc_client = getattr(self.embeddings, "_client", None)
+        if lc_client is not None:
+            lc_client.close()

@@ -72,7 +72,7 @@ def test_english_only_model_on_cjk_text_warns_with_the_fix(
         with pytest.warns(UserWarning, match=r"English-only.*ollama pull bge-m3.*migrate"):
             index.add_texts([JA])
         with warnings.catch_warnings():
-            warnings.simplefilter("error")
+            warnings.simplefilter("error", UserWarning)
             index.add_texts([EN])  # English text: no warning
 
 
@@ -81,7 +81,7 @@ def test_multilingual_model_on_cjk_text_does_not_warn(tmp_path: Path, ollama: Lo
         RagIndex(tmp_path, model="bge-m3", base_url=ollama.url) as index,
         warnings.catch_warnings(),
     ):
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         index.add_texts([JA])
 
 

@@ -52,7 +52,8 @@ def _embedding_server(
     url = resolve_base_url(base_url)
     wanted = model or REAL_MODEL
     try:
-        probe_model(ollama.Client(host=url, timeout=3), wanted, url=url)
+        with ollama.Client(host=url, timeout=3) as client:
+            probe_model(client, wanted, url=url)
     except OllamaError as err:
         if base_url is not None or model is not None:
             raise  # the user asked for this server/model: do not quietly use another
