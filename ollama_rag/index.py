@@ -53,7 +53,7 @@ from ollama_rag.ollama import (
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever, check_search
 from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context, cjk_share
-from ollama_rag.store import WRITE_BATCH, StoreHandle, open_store
+from ollama_rag.store import COLLECTION_CONFIGURATION, WRITE_BATCH, StoreHandle, open_store
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -413,7 +413,7 @@ class RagIndex:
         created = client.get_or_create_collection(
             self.collection_name,
             metadata=manifest.to_metadata(),
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration=COLLECTION_CONFIGURATION,
             embedding_function=None,
         )
         # Another client (a Chroma server shared by several processes) may have won the race

@@ -17,6 +17,7 @@ splitting and writing overlap with Ollama's work:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -41,6 +42,8 @@ Metadata = dict[str, Any]
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 # Keys the pipeline owns on every chunk.
 COMPLETE_KEY = "complete_hash"
+# Finished sources wait at most this long to be written together (a crash loses no more).
+FLUSH_SECONDS = 0.5
 # Below this many characters a chunk that still exceeds the context is refused, not split.
 MIN_SPLIT_CHARS = 8
 
@@ -268,6 +271,9 @@ class Pipeline:
         self.collect_ids = collect_ids
         self.units_written = 0
         self._buffer: list[tuple[Unit, int]] = []
+        self._ready: list[tuple[Unit, list[_Row]]] = []
+        self._ready_rows = 0
+        self._last_flush = time.monotonic()
         self._inflight: dict[Future[list[list[tuple[Piece, Vector]]]], list[tuple[Unit, int]]] = {}
         # Enough batches in flight to keep every host busy, few enough to bound memory.
         self._max_inflight = 2 * embedder.pool.workers
@@ -286,11 +292,15 @@ class Pipeline:
             self._flush()
             while self._inflight:
                 self._collect(block=True)
+            self._flush_writes()
         except BaseException:
-            # Stop the work still queued or retrying, so Ctrl-C returns promptly.
+            # Stop the work still queued or retrying, so Ctrl-C returns promptly, but keep the
+            # sources already finished: writing them is a few quick Chroma calls.
             self.embedder.pool.cancel()
             for future in self._inflight:
                 future.cancel()
+            with contextlib.suppress(Exception):
+                self._flush_writes()
             raise
         finally:
             self.report.embedding_requests += self.embedder.pool.requests - requests_before
@@ -418,6 +428,7 @@ class Pipeline:
         return known
 
     def _write(self, unit: Unit) -> None:
+        """Queue a resolved unit; units are written in groups (see :meth:`_flush_writes`)."""
         rows: list[_Row] = []
         for cid, resolved in zip(unit.ids, unit.resolved, strict=True):
             assert resolved is not None, "a unit is written only when every chunk is resolved"
@@ -436,40 +447,67 @@ class Pipeline:
                     unit_hash=unit.unit_hash,
                 )
                 rows.append(_Row(row_id, piece, vector, meta))
-        if unit.status == "updated" and unit.replace:
-            self._unmark(unit.source)
-        self._upsert([r for r in rows if r.vector is not None])
-        self._update_metadata(unit, [r for r in rows if r.vector is None])
-        if unit.replace:
-            self._replace(unit, rows)
-        if self.collect_ids:
-            self.ids[unit.source] = [r.id for r in rows]
-        self.units_written += 1
-        if unit.status == "updated":
-            self.report.files_updated += 1
-        else:
-            self.report.files_added += 1
+        self._ready.append((unit, rows))
+        self._ready_rows += max(len(rows), 1)
+        waited = time.monotonic() - self._last_flush
+        if self._ready_rows >= self.write_batch or waited >= FLUSH_SECONDS:
+            self._flush_writes()
 
-    def _replace(self, unit: Unit, rows: list[_Row]) -> None:
-        """Delete the source's chunks the new content no longer has, then mark it complete."""
-        keep = {r.id for r in rows}
-        present = self.collection.get(where={"source": unit.source}, include=[])["ids"]
-        stale = [i for i in present if i not in keep]
+    def _flush_writes(self) -> None:
+        """Write the queued units with a handful of Chroma calls, in crash-safe order.
+
+        Chroma's cost is per call (and grows with the rows written since its index was last
+        saved), so many small files written one by one are slow. The order per group keeps the
+        per-source guarantee: markers of rewritten sources are cleared first, then come new
+        rows, metadata updates and stale deletions, and the completion markers come last.
+        """
+        group, self._ready, self._ready_rows = self._ready, [], 0
+        self._last_flush = time.monotonic()
+        if not group:
+            return
+        replacing = [u.source for u, _ in group if u.replace]
+        self._unmark([u.source for u, _ in group if u.replace and u.status == "updated"])
+        all_rows = [r for _, rows in group for r in rows]
+        self._upsert([r for r in all_rows if r.vector is not None])
+        self._update_metadata(group)
+        keep = {r.id for r in all_rows}
+        stale = [i for i in self._ids_of(replacing) if i not in keep]
         for start in range(0, len(stale), self.write_batch):
             self.collection.delete(ids=stale[start : start + self.write_batch])
-        if rows:  # last: the marker that says this source is complete
-            self.collection.update(ids=[rows[0].id], metadatas=[{COMPLETE_KEY: unit.unit_hash}])
+        markers = [(rows[0].id, u.unit_hash) for u, rows in group if u.replace and rows]
+        for start in range(0, len(markers), self.write_batch):
+            part = markers[start : start + self.write_batch]
+            self.collection.update(
+                ids=[m[0] for m in part], metadatas=[{COMPLETE_KEY: m[1]} for m in part]
+            )
+        for unit, rows in group:
+            if self.collect_ids:
+                self.ids[unit.source] = [r.id for r in rows]
+            self.units_written += 1
+            if unit.status == "updated":
+                self.report.files_updated += 1
+            else:
+                self.report.files_added += 1
 
-    def _unmark(self, source: str) -> None:
-        """Clear the source's completion marker before rewriting it.
+    def _ids_of(self, sources: list[str]) -> list[str]:
+        ids: list[str] = []
+        for start in range(0, len(sources), self.write_batch):
+            where = {"source": {"$in": sources[start : start + self.write_batch]}}
+            ids.extend(self.collection.get(where=cast(Any, where), include=[])["ids"])
+        return ids
 
-        Otherwise a crash mid-rewrite would leave the old marker in place (Chroma merges
+    def _unmark(self, sources: list[str]) -> None:
+        """Clear the completion markers of sources about to be rewritten.
+
+        Otherwise a crash mid-rewrite would leave an old marker in place (Chroma merges
         metadata), and the half-written source would pass for the old, complete one.
         """
-        where = {"$and": [{"source": source}, {"chunk_index": 0}]}
-        firsts = self.collection.get(where=cast(Any, where), include=[])["ids"]
-        if firsts:
-            self.collection.update(ids=firsts, metadatas=[{COMPLETE_KEY: None}] * len(firsts))
+        for start in range(0, len(sources), self.write_batch):
+            part = sources[start : start + self.write_batch]
+            where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
+            firsts = self.collection.get(where=cast(Any, where), include=[])["ids"]
+            if firsts:
+                self.collection.update(ids=firsts, metadatas=[{COMPLETE_KEY: None}] * len(firsts))
 
     def _upsert(self, rows: list[_Row]) -> None:
         for start in range(0, len(rows), self.write_batch):
@@ -481,13 +519,17 @@ class Pipeline:
                 metadatas=cast(Any, [r.metadata for r in part]),
             )
 
-    def _update_metadata(self, unit: Unit, rows: list[_Row]) -> None:
+    def _update_metadata(self, group: list[tuple[Unit, list[_Row]]]) -> None:
         """Rewrite metadata that changed (e.g. a chunk moved), dropping keys no longer set."""
         changes: list[tuple[str, Metadata]] = []
-        for row in rows:
-            old = {k: v for k, v in unit.stored.get(row.id, {}).items() if k != COMPLETE_KEY}
-            if old != row.metadata:
-                changes.append((row.id, {**dict.fromkeys(old), **row.metadata}))
+        for unit, rows in group:
+            for row in rows:
+                if row.vector is not None:
+                    continue
+                stored = unit.stored.get(row.id, {})
+                old = {k: v for k, v in stored.items() if k != COMPLETE_KEY}
+                if old != row.metadata:
+                    changes.append((row.id, {**dict.fromkeys(old), **row.metadata}))
         for start in range(0, len(changes), self.write_batch):
             part = changes[start : start + self.write_batch]
             self.collection.update(

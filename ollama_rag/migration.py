@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ollama_rag.errors import RagIndexError
 from ollama_rag.ingest import IngestReport, Piece, Vector, embed_pieces, sha256
 from ollama_rag.manifest import IndexManifest
+from ollama_rag.store import COLLECTION_CONFIGURATION
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -123,7 +124,7 @@ def _target(
     return client.create_collection(
         name + NEXT_SUFFIX,
         metadata=cast(Any, metadata),
-        configuration={"hnsw": {"space": "cosine"}},
+        configuration=COLLECTION_CONFIGURATION,
         embedding_function=None,
     )
 

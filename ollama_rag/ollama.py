@@ -481,7 +481,7 @@ class EmbeddingPool:
         self._cancelled.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
 
 
 def _retryable(err: OllamaError) -> bool:

@@ -25,10 +25,21 @@ from ollama_rag.errors import ConfigError, IndexLockedError
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
-__all__ = ["LOCK_FILE", "OWNER_FILE", "StoreHandle", "batched_rows", "open_store"]
+__all__ = [
+    "COLLECTION_CONFIGURATION",
+    "LOCK_FILE",
+    "OWNER_FILE",
+    "StoreHandle",
+    "batched_rows",
+    "open_store",
+]
 
 LOCK_FILE = ".ollama-rag.lock"
 OWNER_FILE = ".ollama-rag.owner"
+# Vectors are L2-normalised, so cosine; and Chroma saves its HNSW index every sync_threshold
+# rows. Its default of 1000 makes each write slower the more rows wait unsaved (several times
+# slower for CJK text, measured in benchmarks/), so it saves more often.
+COLLECTION_CONFIGURATION: Any = {"hnsw": {"space": "cosine", "sync_threshold": 100}}
 # Chroma's own default for one write is 5461 rows; its docs note throughput plateaus far lower.
 WRITE_BATCH = 1000
 

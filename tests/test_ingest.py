@@ -163,7 +163,7 @@ def test_killed_ingestion_is_completed_by_running_it_again(
         text = long_japanese(4, volume=i)
         (corpus / f"doc{i:02d}.txt").write_text(text, encoding="utf-8")
     db = tmp_path / "db"
-    fresh_ollama.set_delay(per_input=0.01)
+    fresh_ollama.set_delay(per_input=0.02)
     script = textwrap.dedent(
         f"""
         from ollama_rag import RagIndex
@@ -174,7 +174,7 @@ def test_killed_ingestion_is_completed_by_running_it_again(
     )
     child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while len(fresh_ollama.received("bge-m3")) < 40:
+    while len(fresh_ollama.received("bge-m3")) < 60:  # > 1 s in: some sources are written
         assert child.poll() is None, child.stderr.read() if child.stderr else ""
         assert time.monotonic() < deadline
         time.sleep(0.02)
