@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.documents import Document
@@ -242,17 +243,23 @@ def test_writes_respect_the_chroma_batch_limit(
     texts = [f"文書{i}の本文です。" for i in range(30)]
     with open_index(tmp_path, ollama, model="bge-m3") as index:
         sizes: list[int] = []
-        real_upsert = index._collection.upsert
+        collection = index._collection
+        for name in ("add", "upsert", "update", "get", "delete"):
+            real = getattr(collection, name)
 
-        def spy(**kwargs: object) -> None:
-            sizes.append(len(kwargs["ids"]))  # type: ignore[arg-type]
-            real_upsert(**kwargs)  # type: ignore[arg-type]
+            def spy(_real: Any = real, **kwargs: Any) -> Any:
+                if kwargs.get("ids") is not None:
+                    sizes.append(len(kwargs["ids"]))
+                return _real(**kwargs)
 
-        monkeypatch.setattr(index._collection, "upsert", spy)
-        index.add_texts(texts)
+            monkeypatch.setattr(collection, name, spy)
+        index.add_texts(texts, source="many.txt")
         assert index.count() == 30
+        # A rewrite of the source: metadata updates (moved chunks), deletions, new rows.
+        index.add_texts(texts[5:] + [f"新しい文{i}です。" for i in range(12)], source="many.txt")
+        assert index.count() == 37
+    assert sizes
     assert max(sizes) <= 7
-    assert sum(sizes) == 30
 
 
 # ---------------------------------------------------------------- delete, count, close

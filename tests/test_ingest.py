@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.documents import Document
@@ -245,3 +246,85 @@ def test_a_rewrite_interrupted_mid_write_is_not_taken_for_complete(
         stored = index.vectorstore.get(where={"source": "a.md"})["documents"]
     assert report.files_unchanged == 0  # the half-written source was not taken for v1
     assert sorted(stored) == sorted(index.splitter.split_text(v1))
+
+
+def _spy_calls(
+    monkeypatch: pytest.MonkeyPatch, collection: Any, names: tuple[str, ...]
+) -> dict[str, list[dict[str, Any]]]:
+    """Record the keyword arguments of each Chroma call named (and still make it)."""
+    calls: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for name in names:
+        real = getattr(collection, name)
+
+        def spy(_real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls[_name].append(kwargs)
+            return _real(**kwargs)
+
+        monkeypatch.setattr(collection, name, spy)
+    return calls
+
+
+def test_new_sources_are_looked_up_in_groups_and_marked_in_their_own_write(
+    tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(40):
+        (corpus / f"doc{i:02d}.txt").write_text(long_japanese(3, volume=i), encoding="utf-8")
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
+        calls = _spy_calls(monkeypatch, index._collection, ("get", "add", "update"))
+        report = index.add_files(corpus, progress=False)
+        monkeypatch.undo()
+        firsts = index.vectorstore.get(where={"chunk_index": 0}, include=["metadatas"])
+        again = index.add_files(corpus, progress=False)
+    assert report.files_added == 40
+    # A handful of lookups per group of sources, not four per source.
+    assert len(calls["get"]) < 40
+    # Each new source's completion marker went in with its rows: no separate marker update.
+    assert calls["update"] == []
+    markers = [m for c in calls["add"] for m in c["metadatas"] if "complete_hash" in m]
+    assert len(markers) == 40
+    assert all("complete_hash" in m for m in firsts["metadatas"])
+    assert again.files_unchanged == 40
+    assert again.embedding_requests == 0
+
+
+def test_a_source_written_over_several_calls_is_marked_only_after_all_of_them(
+    tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ollama_rag.ingest as ingest
+
+    monkeypatch.setattr(ingest, "UPSERT_ROWS", 5)  # the source's chunks need several calls
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "big.txt").write_text(long_japanese(12), encoding="utf-8")
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
+        collection = index._collection
+        real_add = collection.add
+        adds: list[int] = []
+
+        def add(**kwargs: Any) -> None:
+            adds.append(len(kwargs["ids"]))
+            assert not any("complete_hash" in m for m in kwargs["metadatas"])
+            if len(adds) == 2:  # a crash between two calls of one source
+                raise KeyboardInterrupt
+            real_add(**kwargs)
+
+        monkeypatch.setattr(collection, "add", add)
+        with pytest.raises(KeyboardInterrupt):
+            index.add_files(folder, progress=False)
+        monkeypatch.setattr(collection, "add", real_add)
+        ollama.reset_counters()
+        report = index.add_files(folder, progress=False)  # not taken for complete
+        stored = index.vectorstore.get(include=["documents", "metadatas"])
+        again = index.add_files(folder, progress=False)
+    assert len(adds) == 2  # the crash came in the source's second call
+    assert adds[0] == 5
+    assert len(stored["documents"]) > 5
+    assert report.files_unchanged == 0
+    assert sorted(stored["documents"]) == sorted(
+        index.splitter.split_text((folder / "big.txt").read_text(encoding="utf-8"))
+    )
+    assert sum("complete_hash" in m for m in stored["metadatas"]) == 1
+    assert again.files_unchanged == 1
+    assert again.embedding_requests == 0
