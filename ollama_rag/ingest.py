@@ -357,15 +357,24 @@ class Pipeline:
                 ids.append(sha256(f"{unit.source}\x1f{content_hash}\x1f{seen[content_hash]}")[:32])
             unit.ids = ids
             unit.resolved = [None] * len(unit.pieces)
-        stored = self._stored_metadata([cid for unit in units for cid in unit.ids])
+        # A source without a first chunk has no chunks at all (see _sources_present), and ids
+        # are derived from the source: only the sources found need their chunks looked up.
+        present = self._sources_present(list(dict.fromkeys(u.source for u in units)))
+        stored = self._stored_metadata(
+            [cid for unit in units if unit.source in present for cid in unit.ids]
+        )
         for unit in units:
             unit.stored = {cid: stored[cid] for cid in unit.ids if cid in stored}
-        present = self._sources_present([u.source for u in units if not u.stored])
-        for unit in units:
-            if unit.stored or unit.source in present:
+            if unit.source in present:
                 unit.status = "updated"
         parts = self._stored_parts(
-            [(unit, cid) for unit in units for cid in unit.ids if cid not in unit.stored]
+            [
+                (unit, cid)
+                for unit in units
+                if unit.source in present
+                for cid in unit.ids
+                if cid not in unit.stored
+            ]
         )
         known = self._known_vectors(
             {
@@ -450,7 +459,9 @@ class Pipeline:
         """Which of ``sources`` have chunks stored.
 
         Only first chunks are read (one row per source, as for the completion markers): every
-        write puts a source's chunk 0 first, so a source with any chunk has one.
+        write puts a source's chunk 0 first, so a source with any chunk has one. (Should one be
+        missing, e.g. deleted by id, its other chunks are embedded again and overwritten: the
+        writes look their ids up, so nothing is duplicated.)
         """
         present: set[str] = set()
         for start in range(0, len(sources), self.write_batch):
@@ -553,8 +564,9 @@ class Pipeline:
         keep = {r.id for _, rows in group for r in rows}
         # Looked up before anything is written (the writes add only kept rows, so the answer is
         # the same after them): with nothing stale, new sources can carry their own markers.
-        stale = [i for i in self._ids_of(replacing) if i not in keep]
-        marked = self._upsert(group, fold_markers=not stale)
+        present = set(self._ids_of(replacing))
+        stale = [i for i in present if i not in keep]
+        marked = self._upsert(group, present=present, fold_markers=not stale)
         self._update_metadata(group)
         for start in range(0, len(stale), self.write_batch):
             self.collection.delete(ids=stale[start : start + self.write_batch])
@@ -597,7 +609,9 @@ class Pipeline:
             if firsts:
                 self.collection.update(ids=firsts, metadatas=[{COMPLETE_KEY: None}] * len(firsts))
 
-    def _upsert(self, group: list[tuple[Unit, list[_Row]]], *, fold_markers: bool) -> set[str]:
+    def _upsert(
+        self, group: list[tuple[Unit, list[_Row]]], *, present: set[str], fold_markers: bool
+    ) -> set[str]:
         """Store the rows that have vectors, in calls of at most ``UPSERT_ROWS`` rows.
 
         Calls are cut between sources where possible. A new source whose rows all go into one
@@ -608,6 +622,12 @@ class Pipeline:
         Almost every row is new, and Chroma's ``add`` costs about 12% less than ``upsert``; but
         ``add`` silently keeps a row whose id exists, so the few that do (the same text added
         twice to one source in one run) go through ``upsert``.
+
+        Args:
+            group: The units and their rows.
+            present: Every id stored for the group's replacing sources (an id is derived from
+                its source, so only the other units' rows need looking up).
+            fold_markers: Whether new sources may carry their markers (nothing is stale).
 
         Returns:
             The ids of the first chunks whose marker was written here.
@@ -628,10 +648,11 @@ class Pipeline:
                 size += len(part)
         marked: set[str] = set()
         for call in calls:
-            ids = [r.id for _, rows, _ in call for r in rows]
-            if not ids:
+            if not any(rows for _, rows, _ in call):
                 continue
-            existing = set(self.collection.get(ids=ids, include=[])["ids"])
+            existing = {r.id for u, rows, _ in call if u.replace for r in rows if r.id in present}
+            if others := [r.id for u, rows, _ in call if not u.replace for r in rows]:
+                existing.update(self.collection.get(ids=others, include=[])["ids"])
             new: list[_Row] = []
             for unit, rows, whole in call:
                 fresh = [r for r in rows if r.id not in existing]

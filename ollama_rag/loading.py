@@ -440,7 +440,7 @@ def _classify_content(suffix: str, data: bytes) -> str | None:
     head = data[:_SNIFF_BYTES]
     if b"\x00" in head:
         return _classify_utf16(data)
-    controls = sum(head.count(c) for c in _BINARY_CONTROLS)
+    controls = len(head) - len(head.translate(None, _BINARY_CONTROLS))  # one pass over head
     return "binary file" if controls > _MAX_CONTROL_RATIO * len(head) else None
 
 
@@ -592,7 +592,7 @@ def span_metadata(
 _SNIFF_BYTES = 8192
 # C0 controls that text does not contain; tab, newlines, form feed, SO/SI and ESC (used by the
 # ISO-2022 encodings) and SUB (an old DOS end-of-file mark) are allowed.
-_BINARY_CONTROLS = [bytes([c]) for c in (*range(9), *range(0x10, 0x1A), *range(0x1C, 0x20))]
+_BINARY_CONTROLS = bytes([*range(9), *range(0x10, 0x1A), *range(0x1C, 0x20)])
 _MAX_CONTROL_RATIO = 0.05
 # Formats without NUL bytes near the start, or so common they deserve a sure answer; most
 # other binary formats are caught by their NUL or control bytes.

@@ -9,7 +9,6 @@ recorded dimension, and errors that name the fix instead of a bare ``ConnectionE
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import random
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import ollama
 import pydantic
 from langchain_core.embeddings import Embeddings
@@ -598,14 +598,14 @@ class OllamaEmbedder(Embeddings):
                 f"{len(batch)} texts; upgrade Ollama"
             )
             raise OllamaResponseError(msg, url=self.base_url, model=self.model)
-        if not all(math.isfinite(x) for v in vectors for x in v):
+        bad = next((len(v) for v in vectors if len(v) != self.dimension), None)
+        if bad is None and not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
             msg = (
                 f"Ollama at {_display_url(self.base_url)} returned NaN or infinite values for "
                 f'"{self.model}" (a known GPU bug with some models): run the embedding model on '
                 'the CPU (Modelfile "PARAMETER num_gpu 0") or upgrade Ollama'
             )
             raise OllamaResponseError(msg, url=self.base_url, model=self.model)
-        bad = next((len(v) for v in vectors if len(v) != self.dimension), None)
         if bad is not None:
             msg = (
                 f'Model "{self.model}" now returns {bad}-dimensional vectors but the index '

@@ -692,3 +692,27 @@ def test_serve_local_rejects_a_bad_spec() -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "invalid model spec 'x=bogus'" in result.stderr
+
+
+def test_embed_answers_carry_float32_values_like_go_marshals_them() -> None:
+    spec = HashEmbeddingModel(dimension=256, seed=3)
+    with LocalOllama({"m": spec}) as server:
+        raw = httpx.post(f"{server.url}/api/embed", json={"model": "m", "input": ["a", "bb"]})
+    assert raw.status_code == 200
+    body = raw.text
+    numbers = re.findall(r"-?\d[\d.]*(?:e[-+]?\d+)?", body.split('"embeddings":')[1])
+    significant = [len(n.lstrip("-").split("e")[0].replace(".", "").lstrip("0")) for n in numbers]
+    assert max(significant) <= 9  # a float64 repr of a float32 would need up to 17
+    vectors = np.asarray(raw.json()["embeddings"], dtype=np.float32)
+    assert np.array_equal(vectors, spec.embed(["a", "bb"]))  # and nothing is lost
+    assert list(raw.json())[:2] == ["model", "embeddings"]  # Go's field order is kept
+
+
+def test_non_finite_values_fall_back_to_plain_json() -> None:
+    from ollama_rag.testing._wire import json_bytes_float32
+
+    assert json_bytes_float32({"model": "m", "embeddings": None}, "embeddings", [[0.5, 1e-7]]) == (
+        b'{"model":"m","embeddings":[[0.5,1e-07]]}'
+    )
+    nan = json_bytes_float32({"model": "m", "embeddings": None}, "embeddings", [[math.nan]])
+    assert nan == b'{"model":"m","embeddings":[[NaN]]}'

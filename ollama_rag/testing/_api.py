@@ -24,6 +24,7 @@ from ollama_rag.testing._wire import (
     decode_body,
     go_time,
     json_bytes,
+    json_bytes_float32,
 )
 
 __all__ = [
@@ -435,12 +436,13 @@ class OllamaAPI:
             vectors = normalize_rows(vectors[:, :dimensions])
         payload = {
             "model": sent,
-            "embeddings": vectors.astype(np.float64).tolist(),
+            "embeddings": None,  # written at float32 precision, as Ollama's []float32
             "total_duration": _ns(time.perf_counter() - started),
             "load_duration": _ns(loaded_at - started),
             "prompt_eval_count": tokens,
         }
-        return _json(200, _omit_zero(payload))
+        rows = vectors.astype(np.float32).astype(np.float64).tolist()
+        return Response(200, json_bytes_float32(_omit_zero(payload), "embeddings", rows), JSON)
 
     def _embeddings(self, body: bytes) -> Response:
         req, decode_error = _try_decode(body, "EmbeddingRequest", _EMBEDDINGS_FIELDS)
