@@ -21,7 +21,7 @@ the ingest for the GIL; busy time is the seconds its single compute slot was hel
 plus the hash model's real compute). Timings are the best of several runs (the least
 disturbed by other processes); every run is printed too.
 
-Run: ``python -m benchmarks ingest`` (about 35 minutes on 2 cores, 15 of them the 200 MB
+Run: ``python -m benchmarks ingest`` (about 10 minutes on 2 cores, 5 of them the 200 MB
 memory run) or, small and quick (for the smoke test), ``OLLAMA_RAG_BENCH_QUICK=1 python -m
 benchmarks ingest``. ``OLLAMA_RAG_BENCH_PARTS=throughput`` (benchmarks 1-4) or ``=memory``
 (benchmark 5) runs one part. ``OLLAMA_RAG_BENCH_TRACEMALLOC=N`` also traces the smaller memory
