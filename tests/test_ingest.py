@@ -328,3 +328,28 @@ def test_a_source_written_over_several_calls_is_marked_only_after_all_of_them(
     assert sum("complete_hash" in m for m in stored["metadatas"]) == 1
     assert again.files_unchanged == 1
     assert again.embedding_requests == 0
+
+
+def test_a_source_whose_first_chunk_was_deleted_is_rewritten_without_duplicates(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    doc = folder / "a.txt"
+    doc.write_text(long_japanese(6), encoding="utf-8")
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
+        index.add_files(folder, progress=False)
+        total = index.count()
+        first = index.vectorstore.get(where={"chunk_index": 0}, include=[])["ids"]
+        index.delete(ids=first)  # the chunk the completion marker and lookups start from
+        doc.write_text(long_japanese(6) + "最後に一文を足した。", encoding="utf-8")
+        report = index.add_files(folder, progress=False)
+        stored = index.vectorstore.get(include=["documents", "metadatas"])
+        again = index.add_files(folder, progress=False)
+    expected = index.splitter.split_text(doc.read_text(encoding="utf-8"))
+    assert total > 3
+    assert report.files_failed == 0
+    assert sorted(stored["documents"]) == sorted(expected)  # every chunk once, none missing
+    assert sorted(m["chunk_index"] for m in stored["metadatas"]) == list(range(len(expected)))
+    assert again.files_unchanged == 1
+    assert again.embedding_requests == 0
