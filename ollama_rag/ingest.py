@@ -45,9 +45,9 @@ Vector = np.ndarray[Any, np.dtype[np.float32]]
 COMPLETE_KEY = "complete_hash"
 # Finished sources wait at most this long to be written together (a crash loses no more).
 FLUSH_SECONDS = 0.5
-# Rows per upsert call. Chroma's local bindings hold the GIL for a whole call (about 1 ms a row),
-# so while one runs the embedding threads cannot hand results back or send the next request;
-# short calls keep every host fed. Larger calls save little: the cost is per row, not per call.
+# Rows per add/upsert call. Chroma's local bindings hold the GIL for a whole call (about 1 ms a
+# row), so while one runs the embedding threads cannot hand results back or send the next
+# request; short calls keep every host fed. Larger calls save little: the cost is per row.
 UPSERT_ROWS = 256
 # A group of finished sources is written once it has this many rows (or FLUSH_SECONDS passed),
 # or, when the reading thread would otherwise wait for answers, once it has IDLE_FLUSH_ROWS.
@@ -348,11 +348,12 @@ class Pipeline:
 
     def _prepare(self, units: list[Unit]) -> None:
         """Resolve what each unit's chunks need (nothing, a reused vector, or embedding)."""
+        hashes: dict[int, list[str]] = {}  # per unit (by id()), each piece's content hash
         for unit in units:
             seen: Counter[str] = Counter()
+            hashes[id(unit)] = [sha256(piece.text) for piece in unit.pieces]
             ids = []
-            for piece in unit.pieces:
-                content_hash = sha256(piece.text)
+            for content_hash in hashes[id(unit)]:
                 seen[content_hash] += 1
                 ids.append(sha256(f"{unit.source}\x1f{content_hash}\x1f{seen[content_hash]}")[:32])
             unit.ids = ids
@@ -378,9 +379,9 @@ class Pipeline:
         )
         known = self._known_vectors(
             {
-                sha256(piece.text)
+                content_hash
                 for unit in units
-                for piece, cid in zip(unit.pieces, unit.ids, strict=True)
+                for cid, content_hash in zip(unit.ids, hashes[id(unit)], strict=True)
                 if cid not in unit.stored and cid not in parts
             }
         )
@@ -390,7 +391,7 @@ class Pipeline:
                     unit.resolved[i] = [(piece, None)]
                 elif cid in parts:
                     unit.resolved[i] = [(part, None) for part in parts[cid]]
-                elif (vector := known.get(sha256(piece.text))) is not None:
+                elif (vector := known.get(hashes[id(unit)][i])) is not None:
                     unit.resolved[i] = [(piece, vector)]
             todo = [i for i, r in enumerate(unit.resolved) if r is None]
             self.report.chunks_skipped += len(unit.pieces) - len(todo)
@@ -648,7 +649,7 @@ class Pipeline:
                 size += len(part)
         marked: set[str] = set()
         for call in calls:
-            if not any(rows for _, rows, _ in call):
+            if not call:  # a group with no new rows
                 continue
             existing = {r.id for u, rows, _ in call if u.replace for r in rows if r.id in present}
             if others := [r.id for u, rows, _ in call if not u.replace for r in rows]:

@@ -441,7 +441,7 @@ class OllamaAPI:
             "load_duration": _ns(loaded_at - started),
             "prompt_eval_count": tokens,
         }
-        rows = vectors.astype(np.float32).astype(np.float64).tolist()
+        rows = vectors.astype(np.float32).tolist()  # Python floats holding float32 values
         return Response(200, json_bytes_float32(_omit_zero(payload), "embeddings", rows), JSON)
 
     def _embeddings(self, body: bytes) -> Response:

@@ -85,10 +85,10 @@ def json_bytes_float32(
     if not all(math.isfinite(x) for row in rows for x in row):
         return json_bytes({**payload, key: rows})
     text = ",".join("[" + ",".join(map(_FLOAT32_FORMAT, row)) + "]" for row in rows)
-    body = json.dumps({**payload, key: None}, ensure_ascii=False, separators=(",", ":"))
-    marker = f"{json.dumps(key, ensure_ascii=False)}:null"
-    head, _, tail = body.partition(marker)
-    return f"{head}{json.dumps(key, ensure_ascii=False)}:[{text}]{tail}".encode()
+    # Encoded with a null in the key's place (keeping the field order), then the null replaced.
+    name = json.dumps(key, ensure_ascii=False).encode()
+    head, _, tail = json_bytes({**payload, key: None}).partition(name + b":null")
+    return b"%s%s:[%s]%s" % (head, name, text.encode(), tail)
 
 
 _FLOAT32_FORMAT = "{:.9g}".format
