@@ -24,7 +24,9 @@ disturbed by other processes); every run is printed too.
 Run: ``python -m benchmarks ingest`` (about 10 minutes on 2 cores, 5 of them the 200 MB
 memory run) or, small and quick (for the smoke test), ``OLLAMA_RAG_BENCH_QUICK=1 python -m
 benchmarks ingest``. ``OLLAMA_RAG_BENCH_PARTS=throughput`` (benchmarks 1-4) or ``=memory``
-(benchmark 5) runs one part. ``OLLAMA_RAG_BENCH_TRACEMALLOC=N`` also traces the smaller memory
+(benchmark 5) or ``=bounds`` (diagnostics: the most hosts with servers that do not wait, which
+measures the ingesting process's own time, and Chroma in server mode) runs one part.
+``OLLAMA_RAG_BENCH_TRACEMALLOC=N`` also traces the smaller memory
 run with tracemalloc and prints the N source lines whose allocations grew most.
 """
 
@@ -45,13 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._corpus import Corpus, write_corpus, write_corpus_bytes
-from benchmarks._servers import ROOT, ServerProcess, running_servers
+from benchmarks._servers import ROOT, ServerProcess, chroma_server, running_servers
 from ollama_rag import RagIndex
 
 QUICK_ENV = "OLLAMA_RAG_BENCH_QUICK"
 TRACE_ENV = "OLLAMA_RAG_BENCH_TRACEMALLOC"
 PARTS_ENV = "OLLAMA_RAG_BENCH_PARTS"
-PARTS = ("throughput", "memory")  # benchmarks 1-4, benchmark 5
+PARTS = ("throughput", "memory", "bounds")  # benchmarks 1-4, benchmark 5, diagnostics
 MODEL = "bench-embed"
 SEED = 7
 # RagIndex's own defaults, read from its signature so that the figures follow them.
@@ -227,12 +229,17 @@ class Bench:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
+        client: Any = None,
     ) -> Run:
+        """One timed ``add_files`` into a new index (a new collection of ``client``, if given)."""
         s = self.settings
         servers = self.servers[:hosts]
         path = self.new_path("index")
+        where: dict[str, Any] = {"path": path}
+        if client is not None:
+            where = {"client": client, "collection": path.name}
         with RagIndex(
-            path,
+            **where,
             model=MODEL,
             base_url=[server.url for server in servers],
             chunk_size=s.chunk_size,
@@ -257,7 +264,7 @@ class Bench:
             index_path=path,
         )
 
-    def best_of(self, hosts: int, repeats: int, **kwargs: int) -> tuple[Run, list[Run]]:
+    def best_of(self, hosts: int, repeats: int, **kwargs: Any) -> tuple[Run, list[Run]]:
         runs = [self.ingest(hosts, **kwargs) for _ in range(repeats)]
         return min(runs, key=lambda r: r.wall), runs
 
@@ -636,6 +643,49 @@ def bench_memory(settings: Settings, work: Path, results: Results) -> None:
             print(f"    {g['size_diff'] / 1e6:+9.2f} MB {g['count']:+9d} blocks  {g['where']}")
 
 
+# ---------------------------------------------------------------------------- bounds
+
+
+def bench_bounds(bench: Bench) -> None:
+    """Where the scale-out stops: the ingesting process's own time, and Chroma as a server.
+
+    No targets: these explain benchmark 2. With no delay the servers answer as fast as they can
+    compute, so the wall time is what the ingesting process itself needs; in server mode Chroma's
+    write cost is paid by the ``chroma run`` process instead.
+    """
+    s = bench.settings
+    hosts = max(s.hosts)
+    print(f"Bounds of the scale-out (diagnostics; best of {s.repeats})")
+    for server in bench.servers:
+        server.set_delay(slots=s.slots)
+    fast, fast_runs = bench.best_of(hosts, s.repeats)
+    for server in bench.servers:
+        server.set_delay(per_input=s.per_input, slots=s.slots)
+    rows = [
+        [
+            f"embedded Chroma, {hosts} servers, no delay",
+            seconds(fast.wall),
+            seconds(max(fast.busy)),
+            " ".join(seconds(r.wall) for r in fast_runs),
+        ]
+    ]
+    import chromadb
+
+    with chroma_server(bench.work / "chroma-server") as port:
+        client = chromadb.HttpClient(host="127.0.0.1", port=port)
+        for n in (1, hosts):
+            best, runs = bench.best_of(n, s.repeats, client=client)
+            rows.append(
+                [
+                    f"Chroma server mode, {n} server(s), {s.per_input * 1000:g} ms per input",
+                    seconds(best.wall),
+                    seconds(max(best.busy)),
+                    " ".join(seconds(r.wall) for r in runs),
+                ]
+            )
+    print(table(["configuration", "wall", "max busy", "all runs"], rows))
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -665,6 +715,11 @@ def main(quick: bool | None = None, parts: Sequence[str] | None = None) -> Resul
             print()
         if "memory" in chosen:
             bench_memory(s, work, results)
+        if "bounds" in chosen:
+            print()
+            count = max((1, *s.hosts))
+            with running_servers(count, MODEL, dimension=s.dimension, seed=SEED) as servers:
+                bench_bounds(Bench(s, servers, work / "bounds"))
     missed = [name for name, ok in results.verdicts.items() if not ok]
     print()
     print(

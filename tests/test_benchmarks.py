@@ -1,4 +1,4 @@
-"""Smoke test of the benchmarks: they are listed, and the ingestion one runs in quick mode.
+"""Smoke test of the benchmarks: they are listed, and the ingestion and Chroma ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
 are the benchmarks' business (``make bench``), never asserted here.
@@ -36,6 +36,7 @@ def test_list_names_both_benchmarks() -> None:
     ).stdout.split()
     assert "bench_ingest" in listed
     assert "bench_splitter" in listed
+    assert "bench_chroma_writes" in listed
 
 
 @pytest.mark.slow
@@ -54,6 +55,7 @@ def test_ingest_benchmark_quick_mode(
         "3. Re-sync",
         "4. Against the plain LangChain composition",
         "5. Memory",
+        "Bounds of the scale-out",
         "summary:",
     ):
         assert header in out, header
@@ -73,3 +75,21 @@ def test_ingest_benchmark_quick_mode(
         assert math.isfinite(ratio)
         assert ratio > 0
     assert set(results.verdicts) >= {"overhead", "re-sync requests", "re-sync time", "memory"}
+
+
+@pytest.mark.slow
+def test_chroma_writes_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    import benchmarks.bench_chroma_writes as bench
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert set(results) == {variant.label for variant in bench.VARIANTS}
+    for label, ms in results.items():
+        assert label in out
+        assert math.isfinite(ms)
+        assert ms > 0
