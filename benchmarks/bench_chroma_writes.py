@@ -6,10 +6,14 @@ The figures behind docs/performance.md's "why Chroma's writes cost what they do"
 
 1. **Document text** — no document; 300 copies of one letter; 300 random ASCII letters; 300
    random CJK ideographs; 300 characters of the benchmark corpus (generated Japanese/Chinese
-   prose). The cost follows the number of distinct trigrams (Chroma's FTS5 trigram index).
+   prose). The cost depends on the content, not only the length (see 4: not SQLite's).
 2. **Rows per ``add`` call** — 32, 64, 256 and 1,000 (corpus text).
 3. **Settings that do not help** — ``sync_threshold`` 1,000 (Chroma's default) and the
    full-text index disabled through ``Schema`` (which only makes ``$contains`` filters fail).
+4. **SQLite's share** — the SQL Chroma's local writer runs for the same rows (a log row, a
+   record, its metadata and document entries, the FTS5 row), replayed with Python's
+   ``sqlite3`` on an empty Chroma database's schema, one transaction per 256 rows: what the
+   storage itself costs, the rest of a Chroma write being Chroma's own code.
 
 Each figure is the best of ``REPEATS`` runs, in milliseconds per row, with whether the call held
 the GIL (a thread that counts while ``add`` runs counts once per call if it did).
@@ -136,6 +140,61 @@ def measure(variant: Variant, rows: int, corpus_text: str, work: Path) -> tuple[
     return seconds / rows * 1000, ticks[0] <= 2 * calls + 2
 
 
+SQLITE_LABEL = "corpus text, same SQL in sqlite3"
+
+
+def measure_sqlite(rows: int, corpus_text: str, work: Path) -> float:
+    """Milliseconds per row for Chroma's SQL for ``rows`` corpus rows, run by Python's sqlite3."""
+    import json
+    import shutil
+    import sqlite3
+
+    import chromadb
+
+    empty = Path(tempfile.mkdtemp(dir=work))
+    chromadb.PersistentClient(str(empty)).create_collection(
+        "bench", configuration=COLLECTION_CONFIGURATION
+    )
+    database = Path(tempfile.mkdtemp(dir=work)) / "chroma.sqlite3"
+    shutil.copy(empty / "chroma.sqlite3", database)
+    documents = _documents("corpus", rows, corpus_text) or []
+    vectors = np.random.default_rng(SEED).standard_normal((rows, DIMENSION)).astype(np.float32)
+    connection = sqlite3.connect(database, isolation_level=None)
+    began = time.perf_counter()
+    for start in range(0, rows, 256):
+        connection.execute("BEGIN")
+        for i in range(start, min(rows, start + 256)):
+            metadata = {"source": f"f{i // 20}.txt", "chunk_index": i % 20}
+            logged = {**metadata, "chroma:document": documents[i]}
+            connection.execute(
+                "INSERT INTO embeddings_queue (operation, topic, id, vector, encoding, metadata)"
+                " VALUES (0, 'bench', ?, ?, 'FLOAT32', ?)",
+                (f"id{i}", vectors[i].tobytes(), json.dumps(logged, ensure_ascii=False)),
+            )
+            row = connection.execute(
+                "INSERT INTO embeddings (segment_id, embedding_id, seq_id) VALUES ('s', ?, ?)"
+                " RETURNING id",
+                (f"id{i}", i + 1),
+            ).fetchone()[0]
+            connection.executemany(
+                "INSERT INTO embedding_metadata (id, key, string_value, int_value)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (row, "source", metadata["source"], None),
+                    (row, "chunk_index", None, metadata["chunk_index"]),
+                    (row, "chroma:document", documents[i], None),
+                ],
+            )
+            connection.execute(
+                "INSERT INTO embedding_fulltext_search (rowid, string_value) VALUES (?, ?)",
+                (row, documents[i]),
+            )
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - began
+    connection.close()
+    return seconds / rows * 1000
+
+
 def main(quick: bool | None = None) -> dict[str, float]:
     if quick is None:
         quick = os.environ.get(QUICK_ENV, "") not in ("", "0")
@@ -158,6 +217,9 @@ def main(quick: bool | None = None) -> dict[str, float]:
             results[variant.label] = best
             held = "yes" if all(h for _, h in runs) else "no"
             print(f"{variant.label:<36} {best:>9.2f}  {held:>12}", flush=True)
+        best = min(measure_sqlite(rows, corpus_text, work) for _ in range(repeats))
+        results[SQLITE_LABEL] = best
+        print(f"{SQLITE_LABEL:<36} {best:>9.2f}  {'n/a':>12}", flush=True)
     return results
 
 

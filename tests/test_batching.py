@@ -56,6 +56,22 @@ def test_after_close_batches_shrink_to_spread_the_tail(
     assert [x for b in got for x in b] == list(range(remaining))  # in order, nothing lost
 
 
+def test_each_threads_first_batch_is_cut_smaller() -> None:
+    feed: BatchFeed[int] = BatchFeed(batch_size=8, workers=2, first=3)
+    for i in range(3):
+        feed.put(i)
+    taken: list[list[int] | None] = []
+    worker = threading.Thread(target=lambda: taken.append(feed.take()))
+    worker.start()
+    worker.join(timeout=5)
+    assert taken == [[0, 1, 2]]  # three items make a first batch, without waiting for eight
+    for i in range(3, 30):
+        feed.put(i)
+    sizes = [len(feed.take() or []) for _ in range(3)]
+    assert sizes == [3, 8, 8]  # one first batch per worker, full batches after
+    assert len(feed) == 30 - 3 - 3 - 16
+
+
 def test_abort_drops_what_is_left_and_wakes_every_thread() -> None:
     feed: BatchFeed[int] = BatchFeed(batch_size=8, workers=3)
     feed.put(1)
@@ -77,8 +93,10 @@ def test_put_after_close_is_an_error() -> None:
         feed.put(1)
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"workers": 0}, {"minimum": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"batch_size": 0}, {"workers": 0}, {"minimum": 0}, {"first": 0}]
+)
 def test_sizes_below_one_are_refused(kwargs: dict[str, int]) -> None:
-    args = {"batch_size": 4, "workers": 2, "minimum": 1, **kwargs}
+    args = {"batch_size": 4, "workers": 2, "minimum": 1, "first": 2, **kwargs}
     with pytest.raises(ValueError, match=">= 1"):
         BatchFeed(**args)

@@ -330,26 +330,59 @@ def test_a_source_written_over_several_calls_is_marked_only_after_all_of_them(
     assert again.embedding_requests == 0
 
 
+def _one_file_index(tmp_path: Path, ollama: LocalOllama, text: str) -> tuple[Path, RagIndex]:
+    """A folder holding a.txt (``text``), and an index of 80-character chunks for it."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(text, encoding="utf-8")
+    return folder, RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80)
+
+
+def _append_and_resync(index: RagIndex, folder: Path) -> tuple[Any, Any, Any]:
+    """Add a sentence to a.txt and add the folder again, twice; (report, stored, second report)."""
+    doc = folder / "a.txt"
+    doc.write_text(doc.read_text(encoding="utf-8") + "最後に一文を足した。", encoding="utf-8")
+    report = index.add_files(folder, progress=False)
+    stored = index.vectorstore.get(include=["documents", "metadatas"])
+    return report, stored, index.add_files(folder, progress=False)
+
+
 def test_a_source_whose_first_chunk_was_deleted_is_rewritten_without_duplicates(
     tmp_path: Path, ollama: LocalOllama
 ) -> None:
-    folder = tmp_path / "docs"
-    folder.mkdir()
+    folder, opened = _one_file_index(tmp_path, ollama, long_japanese(6))
     doc = folder / "a.txt"
-    doc.write_text(long_japanese(6), encoding="utf-8")
-    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
+    with opened as index:
         index.add_files(folder, progress=False)
         total = index.count()
         first = index.vectorstore.get(where={"chunk_index": 0}, include=[])["ids"]
         index.delete(ids=first)  # the chunk the completion marker and lookups start from
-        doc.write_text(long_japanese(6) + "最後に一文を足した。", encoding="utf-8")
-        report = index.add_files(folder, progress=False)
-        stored = index.vectorstore.get(include=["documents", "metadatas"])
-        again = index.add_files(folder, progress=False)
+        report, stored, again = _append_and_resync(index, folder)
     expected = index.splitter.split_text(doc.read_text(encoding="utf-8"))
     assert total > 3
     assert report.files_failed == 0
     assert sorted(stored["documents"]) == sorted(expected)  # every chunk once, none missing
     assert sorted(m["chunk_index"] for m in stored["metadatas"]) == list(range(len(expected)))
+    assert again.files_unchanged == 1
+    assert again.embedding_requests == 0
+
+
+def test_the_source_hash_is_kept_on_the_first_chunk_only(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    folder, opened = _one_file_index(tmp_path, ollama, long_japanese(8))
+    with opened as index:
+        index.add_files(folder, progress=False)
+        first = index.vectorstore.get(include=["metadatas"])["metadatas"]
+        report, stored, again = _append_and_resync(index, folder)
+    after = stored["metadatas"]
+    assert len(first) > 3
+    for metas in (first, after):
+        hashed = [m for m in metas if "unit_hash" in m]
+        assert [m["chunk_index"] for m in hashed] == [0]
+        assert hashed[0]["unit_hash"] == hashed[0]["complete_hash"]
+    assert report.files_updated == 1
+    old_hash = next(m["unit_hash"] for m in first if "unit_hash" in m)
+    assert next(m["unit_hash"] for m in after if "unit_hash" in m) != old_hash
     assert again.files_unchanged == 1
     assert again.embedding_requests == 0
