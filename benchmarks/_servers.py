@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["ServerProcess", "ServerStats", "chroma_server", "running_servers"]
+__all__ = ["ServerProcess", "ServerStats", "running_servers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,39 +183,6 @@ def running_servers(
         for server in servers:
             server.wait_ready()
         yield servers
-
-
-@contextmanager
-def chroma_server(path: Path) -> Iterator[int]:
-    """Run ``chroma run`` (from the chromadb package) on a free local port; yields the port."""
-    import shutil
-    import socket
-    import time
-    import urllib.request
-
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    if chroma is None:
-        msg = "the chromadb package's `chroma` command is not installed next to this Python"
-        raise RuntimeError(msg)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    command = [chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("chroma run did not start") from None
-                time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

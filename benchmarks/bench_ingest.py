@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._corpus import Corpus, write_corpus, write_corpus_bytes
-from benchmarks._servers import ROOT, ServerProcess, chroma_server, running_servers
+from benchmarks._servers import ROOT, ServerProcess, running_servers
 from ollama_rag import RagIndex
+from ollama_rag.testing import chroma_server
 
 QUICK_ENV = "OLLAMA_RAG_BENCH_QUICK"
 TRACE_ENV = "OLLAMA_RAG_BENCH_TRACEMALLOC"

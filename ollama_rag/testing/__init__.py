@@ -14,12 +14,14 @@ It serves deterministic hash embedders (:class:`HashEmbeddingModel`), a real mul
 model (:class:`MultilingualUSEModel`, the ``[local]`` extra) and a chat-only model
 (:class:`ChatOnlyModel`), and has hooks for tests: request counts, received inputs,
 delays and compute slots, injected failures and digest changes. ``ollama-rag serve-local``
-runs it as a process (see :func:`run_server`).
+runs it as a process (see :func:`run_server`). :func:`chroma_server` runs a real
+``chroma run`` for tests of server mode.
 """
 
 from __future__ import annotations
 
 from ollama_rag.testing._api import OLLAMA_VERSION
+from ollama_rag.testing._chroma import chroma_server
 from ollama_rag.testing._cli import parse_model_spec, run_server
 from ollama_rag.testing._models import (
     ChatOnlyModel,
@@ -37,6 +39,7 @@ __all__ = [
     "LocalOllama",
     "ModelSpec",
     "MultilingualUSEModel",
+    "chroma_server",
     "default_models",
     "parse_model_spec",
     "run_server",
