@@ -14,6 +14,9 @@ The figures behind docs/performance.md's "why Chroma's writes cost what they do"
    record, its metadata and document entries, the FTS5 row), replayed with Python's
    ``sqlite3`` on an empty Chroma database's schema, one transaction per 256 rows: what the
    storage itself costs, the rest of a Chroma write being Chroma's own code.
+5. **Metadata entries** — the metadata ``RagIndex.add_files`` writes for a ``.txt`` file (nine
+   keys; the first chunk also has ``unit_hash`` and ``complete_hash``), and the same with
+   ``unit_hash`` on every chunk (as before it moved to first chunks).
 
 Each figure is the best of ``REPEATS`` runs, in milliseconds per row, with whether the call held
 the GIL (a thread that counts while ``add`` runs counts once per call if it did).
@@ -54,6 +57,7 @@ class Variant:
     batch: int = 256
     configuration: dict[str, Any] | None = None  # None: RagIndex's; {} with schema set: Schema
     no_fts: bool = False
+    metadata: str = "two"  # key of the metadata generator (see _metadatas)
 
 
 VARIANTS = (
@@ -71,6 +75,8 @@ VARIANTS = (
         configuration={"hnsw": {"space": "cosine", "sync_threshold": 1000}},
     ),
     Variant("corpus text, FTS index disabled", "corpus", no_fts=True),
+    Variant("corpus text, add_files metadata", "corpus", metadata="ours"),
+    Variant("  ... with unit_hash on every chunk", "corpus", metadata="ours+unit_hash"),
 )
 
 
@@ -83,6 +89,34 @@ def _documents(kind: str, rows: int, corpus_text: str) -> list[str] | None:
         "corpus": lambda i: corpus_text[(i * 270) % (len(corpus_text) - CHARS) :][:CHARS],
     }
     return None if kind == "none" else [makers[kind](i) for i in range(rows)]
+
+
+def _metadatas(kind: str, rows: int, documents: list[str] | None) -> list[dict[str, Any]]:
+    """Per row: two keys, or what add_files writes for .txt files of 20 chunks (see Variant)."""
+    import hashlib
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    metadatas: list[dict[str, Any]] = []
+    for i in range(rows):
+        meta: dict[str, Any] = {"source": f"f{i // 20}.txt", "chunk_index": i % 20}
+        if kind != "two":
+            meta.update(
+                file_type="txt",
+                encoding="utf-8",
+                file_size=14_000,
+                root="/home/user/corpus",
+                start_index=(i % 20) * 270,
+                end_index=(i % 20) * 270 + CHARS,
+                content_hash=digest(documents[i] if documents else str(i)),
+            )
+            if i % 20 == 0 or kind == "ours+unit_hash":
+                meta["unit_hash"] = digest(f"f{i // 20}")
+            if i % 20 == 0:
+                meta["complete_hash"] = meta["unit_hash"]
+        metadatas.append(meta)
+    return metadatas
 
 
 def _create(client: Any, name: str, variant: Variant) -> Any:
@@ -110,7 +144,7 @@ def measure(variant: Variant, rows: int, corpus_text: str, work: Path) -> tuple[
 
     documents = _documents(variant.documents, rows, corpus_text)
     vectors = np.random.default_rng(SEED).standard_normal((rows, DIMENSION)).astype(np.float32)
-    metadatas = [{"source": f"f{i // 20}.txt", "chunk_index": i % 20} for i in range(rows)]
+    metadatas = _metadatas(variant.metadata, rows, documents)
     client = chromadb.PersistentClient(str(Path(tempfile.mkdtemp(dir=work)) / "db"))
     collection = _create(client, "bench", variant)
     ticks, stop = [0], threading.Event()
@@ -158,13 +192,14 @@ def measure_sqlite(rows: int, corpus_text: str, work: Path) -> float:
     database = Path(tempfile.mkdtemp(dir=work)) / "chroma.sqlite3"
     shutil.copy(empty / "chroma.sqlite3", database)
     documents = _documents("corpus", rows, corpus_text) or []
+    metadatas = _metadatas("two", rows, documents)
     vectors = np.random.default_rng(SEED).standard_normal((rows, DIMENSION)).astype(np.float32)
     connection = sqlite3.connect(database, isolation_level=None)
     began = time.perf_counter()
     for start in range(0, rows, 256):
         connection.execute("BEGIN")
         for i in range(start, min(rows, start + 256)):
-            metadata = {"source": f"f{i // 20}.txt", "chunk_index": i % 20}
+            metadata = metadatas[i]
             logged = {**metadata, "chroma:document": documents[i]}
             connection.execute(
                 "INSERT INTO embeddings_queue (operation, topic, id, vector, encoding, metadata)"

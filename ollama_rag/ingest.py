@@ -109,6 +109,7 @@ class Unit:
     # Filled by the pipeline: per piece, its final (piece, vector or None if stored) rows.
     resolved: list[list[tuple[Piece, Vector | None]] | None] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)  # per piece, its content hash
     stored: dict[str, Metadata] = field(default_factory=dict)
     remaining: int = 0
 
@@ -177,14 +178,18 @@ class StoredSource:
     roots: set[str] = field(default_factory=set)
 
 
+def first_chunks_of(sources: list[str]) -> dict[str, Any]:
+    """A ``where`` filter for the first chunks (``chunk_index`` 0) of ``sources``."""
+    return {"$and": [{"source": {"$in": sources}}, {"chunk_index": 0}]}
+
+
 def stored_sources(
     collection: Collection, sources: list[str], batch: int
 ) -> dict[str, StoredSource]:
     """Completion markers and roots stored for each of ``sources`` (from their first chunks)."""
     found: dict[str, StoredSource] = {}
     for start in range(0, len(sources), batch):
-        part = sources[start : start + batch]
-        where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
+        where = first_chunks_of(sources[start : start + batch])
         got = collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
         for meta in got["metadatas"] or []:
             if not meta:
@@ -354,12 +359,11 @@ class Pipeline:
 
     def _prepare(self, units: list[Unit]) -> None:
         """Resolve what each unit's chunks need (nothing, a reused vector, or embedding)."""
-        hashes: dict[int, list[str]] = {}  # per unit (by id()), each piece's content hash
         for unit in units:
             seen: Counter[str] = Counter()
-            hashes[id(unit)] = [sha256(piece.text) for piece in unit.pieces]
+            unit.hashes = [sha256(piece.text) for piece in unit.pieces]
             ids = []
-            for content_hash in hashes[id(unit)]:
+            for content_hash in unit.hashes:
                 seen[content_hash] += 1
                 ids.append(sha256(f"{unit.source}\x1f{content_hash}\x1f{seen[content_hash]}")[:32])
             unit.ids = ids
@@ -387,7 +391,7 @@ class Pipeline:
             {
                 content_hash
                 for unit in units
-                for cid, content_hash in zip(unit.ids, hashes[id(unit)], strict=True)
+                for cid, content_hash in zip(unit.ids, unit.hashes, strict=True)
                 if cid not in unit.stored and cid not in parts
             }
         )
@@ -397,7 +401,7 @@ class Pipeline:
                     unit.resolved[i] = [(piece, None)]
                 elif cid in parts:
                     unit.resolved[i] = [(part, None) for part in parts[cid]]
-                elif (vector := known.get(hashes[id(unit)][i])) is not None:
+                elif (vector := known.get(unit.hashes[i])) is not None:
                     unit.resolved[i] = [(piece, vector)]
             todo = [i for i, r in enumerate(unit.resolved) if r is None]
             self.report.chunks_skipped += len(unit.pieces) - len(todo)
@@ -472,8 +476,7 @@ class Pipeline:
         """
         present: set[str] = set()
         for start in range(0, len(sources), self.write_batch):
-            part = sources[start : start + self.write_batch]
-            where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
+            where = first_chunks_of(sources[start : start + self.write_batch])
             got = self.collection.get(where=cast(Any, where), include=cast(Any, ["metadatas"]))
             present.update(str(meta["source"]) for meta in got["metadatas"] or [] if meta)
         return present
@@ -531,7 +534,9 @@ class Pipeline:
     def _write(self, unit: Unit) -> None:
         """Queue a resolved unit; units are written in groups (see :meth:`_flush_writes`)."""
         rows: list[_Row] = []
-        for cid, resolved in zip(unit.ids, unit.resolved, strict=True):
+        for cid, whole, content_hash, resolved in zip(
+            unit.ids, unit.pieces, unit.hashes, unit.resolved, strict=True
+        ):
             assert resolved is not None, "a unit is written only when every chunk is resolved"
             for k, (piece, vector) in enumerate(resolved):
                 meta: Metadata = {**unit.metadata, **piece.metadata}
@@ -544,12 +549,12 @@ class Pipeline:
                     chunk_index=len(rows),
                     start_index=piece.start,
                     end_index=piece.end,
-                    content_hash=sha256(piece.text),
+                    # Hashed once in _prepare, unless this is a part of the chunk.
+                    content_hash=content_hash if piece is whole else sha256(piece.text),
                 )
                 if not rows:
-                    # The source's hash lives with its completion marker on the first chunk
-                    # (nothing reads it elsewhere): on every chunk it cost each row one more
-                    # metadata entry, and Chroma's writes cost per entry.
+                    # The source's hash is the source's, not the chunk's: it lives with the
+                    # completion marker on the first chunk (nothing reads it elsewhere).
                     meta[UNIT_HASH_KEY] = unit.unit_hash
                 rows.append(_Row(row_id, piece, vector, meta))
         self._ready.append((unit, rows))
@@ -614,8 +619,7 @@ class Pipeline:
         metadata), and the half-written source would pass for the old, complete one.
         """
         for start in range(0, len(sources), self.write_batch):
-            part = sources[start : start + self.write_batch]
-            where = {"$and": [{"source": {"$in": part}}, {"chunk_index": 0}]}
+            where = first_chunks_of(sources[start : start + self.write_batch])
             firsts = self.collection.get(where=cast(Any, where), include=[])["ids"]
             if firsts:
                 self.collection.update(ids=firsts, metadatas=[{COMPLETE_KEY: None}] * len(firsts))
