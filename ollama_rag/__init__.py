@@ -19,6 +19,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
+from ollama_rag.doctor import DoctorReport, doctor  # noqa: E402
 from ollama_rag.errors import (  # noqa: E402
     ConfigError,
     ContextLengthExceededError,
@@ -36,11 +37,11 @@ from ollama_rag.errors import (  # noqa: E402
     RagIndexError,
     SqliteCompatError,
 )
-from ollama_rag.health import DoctorReport, doctor, ensure_model  # noqa: E402
 from ollama_rag.index import RagIndex  # noqa: E402
 from ollama_rag.ingest import IngestReport  # noqa: E402
 from ollama_rag.manifest import IndexManifest  # noqa: E402
 from ollama_rag.models import KnownModel, known_model, recommended_model  # noqa: E402
+from ollama_rag.pull import ensure_model  # noqa: E402
 from ollama_rag.retriever import RagRetriever  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
 

@@ -149,7 +149,7 @@ def doctor_command(base_url: str | None, model: str | None, path: str | None) ->
     Prints one line per check, with the command that fixes each failure under it. Exits 0
     when nothing failed and 1 otherwise, so scripts and CI can gate on it.
     """
-    from ollama_rag.health import doctor
+    from ollama_rag.doctor import doctor
 
     report = doctor(base_url=base_url, model=model, path=path)
     click.echo(str(report))

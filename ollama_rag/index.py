@@ -300,7 +300,7 @@ class RagIndex:
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
             if pull and model is not None:
-                from ollama_rag.health import ensure_model
+                from ollama_rag.pull import ensure_model
 
                 for url in self.base_urls:
                     ensure_model(model, base_url=url, timeout=timeout)

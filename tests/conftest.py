@@ -8,6 +8,7 @@ use ``fresh_ollama`` instead, so nothing leaks between tests.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -63,3 +64,12 @@ def fresh_ollama() -> Iterator[LocalOllama]:
     """A server of the test's own, for tests that change digests, models or inject faults."""
     with LocalOllama(model_zoo()) as server:
         yield server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (the port was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

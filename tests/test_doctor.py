@@ -1,4 +1,4 @@
-"""ensure_model (pulling through /api/pull) and doctor, against real LocalOllama servers.
+"""doctor and ``ollama-rag doctor``, against real LocalOllama servers.
 
 Every failure doctor can report is produced for real: a closed port, a missing model, a chat
 model, an old server, something that is not Ollama, an injected 500, an unwritable path, an
@@ -7,141 +7,28 @@ index held by another process, an index whose model is gone.
 
 from __future__ import annotations
 
+import importlib
 import os
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import ollama as ollama_client
 import pytest
 from click.testing import CliRunner
 
-from ollama_rag import RagIndex, health
+from ollama_rag import RagIndex
 from ollama_rag.cli import cli
-from ollama_rag.errors import ModelNotFoundError, NotAnEmbeddingModelError, OllamaUnavailableError
-from ollama_rag.health import DoctorCheck, DoctorReport, doctor, ensure_model, pull_model
+from ollama_rag.doctor import DoctorCheck, DoctorReport, doctor
 from ollama_rag.sqlite_compat import SqliteBackend
 from ollama_rag.testing import ChatOnlyModel, HashEmbeddingModel, LocalOllama
 
+# The package re-exports the function doctor under its module's name, so ollama_rag.doctor (and
+# `import ollama_rag.doctor as m`) is the function; import_module returns the module.
+doctor_module = importlib.import_module("ollama_rag.doctor")
+
 CHECKS = ["server", "model", "registry", "embedding", "sqlite3", "chromadb", "path", "index"]
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on (the port was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def pull_server() -> Iterator[LocalOllama]:
-    """bge-m3 installed; all-minilm (an embedder) and llama3.2 (chat) only pullable."""
-    with LocalOllama(
-        {"bge-m3": HashEmbeddingModel(dimension=1024, context_length=8192, seed=1)},
-        pullable={
-            "all-minilm": HashEmbeddingModel(dimension=384, context_length=256),
-            "llama3.2": ChatOnlyModel(),
-        },
-    ) as server:
-        yield server
-
-
-def listed(server: LocalOllama) -> set[str]:
-    with ollama_client.Client(host=server.url, timeout=10) as client:
-        return {m.model for m in client.list().models if m.model}
-
-
-# ----------------------------------------------------------------------------- ensure_model
-
-
-def test_ensure_model_returns_a_present_model_without_pulling(
-    ollama: LocalOllama, capsys: pytest.CaptureFixture[str]
-) -> None:
-    info = ensure_model("bge-m3", base_url=ollama.url)
-    assert (info.name, info.dimension, info.context_length) == ("bge-m3:latest", 1024, 2048)
-    assert info.digest == ollama.digest("bge-m3")
-    assert capsys.readouterr().err == ""
-
-
-def test_ensure_model_pulls_a_missing_model_with_a_progress_bar(
-    pull_server: LocalOllama, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert "all-minilm:latest" not in listed(pull_server)
-    info = ensure_model("all-minilm", base_url=pull_server.url)
-    assert "all-minilm:latest" in listed(pull_server)
-    assert info.name == "all-minilm:latest"
-    assert info.dimension == 384
-    assert info.context_length == 256
-    assert info.digest == pull_server.digest("all-minilm")
-    err = capsys.readouterr().err
-    assert "all-minilm: pulling manifest" in err
-    assert "all-minilm: success" in err
-    # One bytes bar per layer, labelled with the digest's first 12 hex digits, run to 100%.
-    assert err.count("pulling ") >= 3
-    assert "100%" in err
-    assert "B/s" in err
-
-
-def test_ensure_model_without_progress_prints_nothing(
-    pull_server: LocalOllama, capsys: pytest.CaptureFixture[str]
-) -> None:
-    info = ensure_model("all-minilm", base_url=pull_server.url, progress=False)
-    assert info.dimension == 384
-    assert capsys.readouterr() == ("", "")
-
-
-def test_ensure_model_reads_ollama_host(
-    pull_server: LocalOllama, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OLLAMA_HOST", pull_server.url)
-    assert ensure_model("all-minilm:latest", progress=False).name == "all-minilm:latest"
-
-
-def test_ensure_model_unknown_name_points_at_the_library(pull_server: LocalOllama) -> None:
-    with pytest.raises(ModelNotFoundError) as caught:
-        ensure_model("bge-m4", base_url=pull_server.url, progress=False)
-    err = caught.value
-    assert isinstance(err, LookupError)
-    assert err.model == "bge-m4"
-    assert '"bge-m4"' in str(err)
-    assert "pull model manifest: file does not exist" in str(err)
-    assert "https://ollama.com/library" in str(err)
-    assert listed(pull_server) == {"bge-m3:latest"}
-
-
-def test_pull_model_error_line_is_model_not_found(pull_server: LocalOllama) -> None:
-    with pytest.raises(ModelNotFoundError, match=r"ollama\.com/library"):
-        pull_model("nope", base_url=pull_server.url, progress=False)
-
-
-def test_pull_model_of_a_present_model_is_harmless(pull_server: LocalOllama) -> None:
-    pull_model("bge-m3", base_url=pull_server.url, progress=False)
-    assert listed(pull_server) == {"bge-m3:latest"}
-
-
-def test_ensure_model_unreachable_server() -> None:
-    url = closed_port_url()
-    with pytest.raises(OllamaUnavailableError, match="ollama serve") as caught:
-        ensure_model("bge-m3", base_url=url, progress=False)
-    assert caught.value.url == url
-
-
-def test_ensure_model_pulled_chat_model_cannot_embed(pull_server: LocalOllama) -> None:
-    with pytest.raises(NotAnEmbeddingModelError) as caught:
-        ensure_model("llama3.2", base_url=pull_server.url, progress=False)
-    assert "llama3.2:latest" in listed(pull_server)  # it was pulled, then refused
-    assert "ollama rm llama3.2" in str(caught.value)
-    assert "ollama pull bge-m3" in str(caught.value)
-
-
-def test_ensure_model_present_chat_model_cannot_embed(ollama: LocalOllama) -> None:
-    with pytest.raises(NotAnEmbeddingModelError, match="chat/completion"):
-        ensure_model("qwen2.5", base_url=ollama.url, progress=False)
 
 
 # ----------------------------------------------------------------------------------- doctor
@@ -227,8 +114,8 @@ def test_doctor_server_without_embedding_models() -> None:
     assert report["embedding"].ok is None
 
 
-def test_doctor_server_down_skips_what_depends_on_it(tmp_path: Path) -> None:
-    url = closed_port_url()
+def test_doctor_server_down_skips_what_depends_on_it(tmp_path: Path, closed_port_url: str) -> None:
+    url = closed_port_url
     report = doctor(base_url=url, model="bge-m3", path=tmp_path)
     assert not report.ok
     assert report.failed == (report["server"],)
@@ -324,7 +211,7 @@ def test_doctor_old_sqlite_is_reported(
     old = SqliteBackend(
         module="sqlite3", version="3.31.1", version_info=(3, 31, 1), system_version="3.31.1"
     )
-    monkeypatch.setattr(health, "current_backend", lambda: old)
+    monkeypatch.setattr(doctor_module, "current_backend", lambda: old)
     report = doctor(base_url=ollama.url, model="bge-m3")
     assert report.failed == (report["sqlite3"],)
     assert "SQLite 3.31.1; Chroma needs >= 3.35.0" in report["sqlite3"].detail
@@ -488,10 +375,10 @@ def test_cli_doctor_exit_codes(ollama: LocalOllama, tmp_path: Path) -> None:
     assert "    fix: ollama pull no-such-model" in bad.output
 
 
-def test_cli_doctor_as_a_real_process(tmp_path: Path) -> None:
+def test_cli_doctor_as_a_real_process(tmp_path: Path, closed_port_url: str) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     env.pop("OLLAMA_HOST", None)
-    url = closed_port_url()
+    url = closed_port_url
     done = subprocess.run(
         [sys.executable, "-m", "ollama_rag", "doctor", "--base-url", url, "--path", str(tmp_path)],
         capture_output=True,

@@ -1,8 +1,6 @@
-"""Pull a model when it is missing, and ``doctor``: check everything ollama-rag depends on.
+"""``doctor``: check everything ollama-rag depends on, and say how to fix what is broken.
 
-:func:`ensure_model` is what ``RagIndex(..., pull=True)`` does before it probes the model:
-present models return at once, missing ones are pulled through ``/api/pull`` with a progress
-bar. :func:`doctor` answers "why does it not work here?" in one call (or ``ollama-rag doctor``):
+:func:`doctor` answers "why does it not work here?" in one call (or ``ollama-rag doctor``):
 every check says what it found and, when it failed, the exact command or call that fixes it.
 """
 
@@ -14,13 +12,13 @@ import json
 import math
 import os
 import re
-import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 import httpx
 import ollama
@@ -35,10 +33,8 @@ from ollama_rag.errors import (
 )
 from ollama_rag.models import known_model
 from ollama_rag.ollama import (
-    DEFAULT_TIMEOUT,
     ModelInfo,
     _display_url,
-    canonical_model_name,
     probe_model,
     resolve_base_url,
     translate_errors,
@@ -46,26 +42,11 @@ from ollama_rag.ollama import (
 from ollama_rag.sqlite_compat import MIN_SQLITE_VERSION, current_backend
 from ollama_rag.store import LOCK_FILE, OWNER_FILE
 
-if TYPE_CHECKING:
-    from chromadb.api import ClientAPI
-
 __all__ = [
-    "LIBRARY_URL",
-    "PULL_NOT_FOUND_MESSAGE",
     "DoctorCheck",
     "DoctorReport",
     "doctor",
-    "ensure_model",
-    "pull_model",
 ]
-
-LIBRARY_URL: Final = "https://ollama.com/library"
-PULL_NOT_FOUND_MESSAGE: Final = (
-    'Ollama at {url} cannot pull "{model}": the registry has no such model or tag ({error}). '
-    f"Check the name and tag at {LIBRARY_URL} (e.g. bge-m3, nomic-embed-text:v1.5), then run "
-    '"ollama pull NAME" or ensure_model("NAME")'
-)
-"""Message of the :class:`ModelNotFoundError` raised when a pull names no real model."""
 
 DEFAULT_MODEL: Final = "bge-m3"
 # Short, but with all three CJK scripts, so the tokenizer and the model really run on them.
@@ -82,148 +63,6 @@ _SERVE_FIX: Final = (
 )
 _UPGRADE_FIX: Final = "upgrade Ollama: https://ollama.com/download"
 _EMBEDDER_FIX: Final = f'ollama pull {DEFAULT_MODEL}, then use model="{DEFAULT_MODEL}"'
-
-
-# ---------------------------------------------------------------------------------- pulling
-
-
-class _PullProgress:
-    """One tqdm bar per layer (bytes, by digest), plus the status lines Ollama streams.
-
-    Layers download one after another, so each bar is closed when its layer completes and the
-    next one takes its place, as in the ``ollama pull`` CLI.
-    """
-
-    def __init__(self, model: str, *, enabled: bool) -> None:
-        self.model = model
-        self.enabled = enabled
-        self.bars: dict[str, Any] = {}
-        self.last_status = ""
-
-    def update(self, part: ollama.ProgressResponse) -> None:
-        from tqdm.auto import tqdm
-
-        status = part.status or ""
-        if part.digest and part.total:
-            bar = self.bars.get(part.digest)
-            if bar is None:
-                short = part.digest.removeprefix("sha256:")[:12]
-                bar = tqdm(
-                    total=part.total,
-                    desc=f"pulling {short}",
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    disable=not self.enabled,
-                    file=sys.stderr,
-                )
-                self.bars[part.digest] = bar
-            completed = min(part.completed or 0, part.total)
-            if completed > bar.n:
-                bar.update(completed - bar.n)
-            if completed >= part.total:
-                bar.close()
-        elif status and status != self.last_status and self.enabled:
-            # The steps between layers ("verifying sha256 digest", "success"), as the ollama
-            # CLI prints them; tqdm.write keeps them from tearing an open bar.
-            tqdm.write(f"{self.model}: {status}", file=sys.stderr)
-        self.last_status = status
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()  # a second close() is a no-op
-
-
-def _pull_failed_missing(err: ollama.ResponseError) -> bool:
-    text = str(err.error)
-    return "file does not exist" in text or "not found" in text or "manifest unknown" in text
-
-
-def pull_model(
-    name: str,
-    *,
-    base_url: str | None = None,
-    progress: bool = True,
-    timeout: float | None = DEFAULT_TIMEOUT,
-) -> None:
-    """Pull ``name`` through Ollama's ``/api/pull``, like ``ollama pull NAME``.
-
-    Pulling a model that is already present only re-checks its manifest.
-
-    Args:
-        name: The model, with or without tag.
-        base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
-        progress: Show a tqdm bar per layer (bytes) and Ollama's status lines on stderr.
-        timeout: Seconds to wait for each streamed line (not for the whole download).
-
-    Raises:
-        ModelNotFoundError: The registry has no such model or tag; the message points at
-            https://ollama.com/library.
-        OllamaUnavailableError: Ollama is not reachable.
-        OllamaError: Any other failure Ollama reports (disk full, registry unreachable, ...).
-    """
-    canonical_model_name(name)  # a blank name fails here, not as a pydantic error
-    url = resolve_base_url(base_url)
-    shown = _display_url(url)
-    bars = _PullProgress(name, enabled=progress)
-    try:
-        with translate_errors(url, name), ollama.Client(host=url, timeout=timeout) as client:
-            try:
-                for part in client.pull(name, stream=True):
-                    bars.update(part)
-            except ollama.ResponseError as err:
-                if not _pull_failed_missing(err):
-                    raise
-                msg = PULL_NOT_FOUND_MESSAGE.format(url=shown, model=name, error=err.error)
-                raise ModelNotFoundError(msg, url=shown, model=name) from err
-    finally:
-        bars.close()
-
-
-def ensure_model(
-    name: str,
-    *,
-    base_url: str | None = None,
-    progress: bool = True,
-    timeout: float | None = DEFAULT_TIMEOUT,
-) -> ModelInfo:
-    """Return the model's info, pulling it first if the server does not have it.
-
-    Example:
-        .. code-block:: python
-
-            info = ensure_model("bge-m3")  # pulls ~1.2 GB once, with a progress bar
-            info.dimension, info.context_length  # (1024, 2048)
-
-    Args:
-        name: The embedding model, with or without tag.
-        base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
-        progress: Show the download's progress bars on stderr (tqdm; widgets in notebooks).
-        timeout: Seconds per HTTP request (for the pull: per streamed line).
-
-    Returns:
-        What Ollama reports about the model (:class:`~ollama_rag.ollama.ModelInfo`).
-
-    Raises:
-        ModelNotFoundError: No model of that name exists to pull.
-        OllamaUnavailableError: Ollama is not reachable.
-        NotAnEmbeddingModelError: The model (already present or just pulled) cannot embed.
-    """
-    url = resolve_base_url(base_url)
-    with ollama.Client(host=url, timeout=timeout) as client:
-        try:
-            return probe_model(client, name, url=url)
-        except ModelNotFoundError:
-            pass
-        pull_model(name, base_url=url, progress=progress, timeout=timeout)
-        try:
-            return probe_model(client, name, url=url)
-        except NotAnEmbeddingModelError as err:
-            msg = f'{err}. It was pulled just now: remove it with "ollama rm {name}"'
-            raise NotAnEmbeddingModelError(msg, url=err.url, model=err.model) from err
-
-
-# ---------------------------------------------------------------------------------- doctor
 
 
 @dataclass(frozen=True)
@@ -501,15 +340,27 @@ def _check_sqlite() -> DoctorCheck:
     return DoctorCheck("sqlite3", True, f"{detail} (Chroma needs >= {needed})")
 
 
-def _check_chromadb() -> DoctorCheck:
+def _chromadb_version() -> str | None:
+    """The installed chromadb's version, or None when it is not installed."""
     try:
-        installed = version("chromadb")
+        return version("chromadb")
     except PackageNotFoundError:
+        return None
+
+
+def _import_chromadb() -> None:
+    """Import chromadb to see that it imports; whatever the import raises propagates."""
+    importlib.import_module("chromadb")
+
+
+def _check_chromadb() -> DoctorCheck:
+    installed = _chromadb_version()
+    if installed is None:
         return DoctorCheck(
             "chromadb", False, "chromadb is not installed", 'pip install "chromadb>=1.5,<2"'
         )
     try:
-        importlib.import_module("chromadb")
+        _import_chromadb()
     except Exception as err:  # chromadb raises RuntimeError for an old sqlite3, among others
         detail = (
             f"chromadb {installed} is installed but importing it fails: {type(err).__name__}: {err}"
@@ -573,19 +424,33 @@ def _read_owner(directory: Path) -> tuple[str, int | None]:
         return "another process", None
 
 
-def _collection_lines(client: ClientAPI) -> list[tuple[str | None, str]]:
-    """``(recorded model or None, description)`` per collection, by name."""
+def _read_collections(directory: Path) -> list[tuple[str, Mapping[str, Any], int]]:
+    """``(name, metadata, record count)`` of each collection in the Chroma database, by name."""
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(directory))
+    try:
+        return [
+            (collection.name, collection.metadata or {}, collection.count())
+            for collection in sorted(client.list_collections(), key=lambda c: c.name)
+        ]
+    finally:
+        cast(Any, client).close()  # ClientAPI's stub lacks close()
+
+
+def _collection_lines(
+    collections: list[tuple[str, Mapping[str, Any], int]],
+) -> list[tuple[str | None, str]]:
+    """``(recorded model or None, description)`` per collection, in the order given."""
     found: list[tuple[str | None, str]] = []
-    for collection in sorted(client.list_collections(), key=lambda c: c.name):
-        meta = collection.metadata or {}
+    for name, meta, count in collections:
         recorded = meta.get("ollama_rag.model")
-        count = collection.count()
         if isinstance(recorded, str):
             dim = meta.get("ollama_rag.dimension", "?")
             chunks = f"{count} chunk" + ("" if count == 1 else "s")
-            found.append((recorded, f"{collection.name!r}: {recorded}, {dim}-d, {chunks}"))
+            found.append((recorded, f"{name!r}: {recorded}, {dim}-d, {chunks}"))
         else:
-            what = f"{collection.name!r}: not an ollama-rag collection ({count} records)"
+            what = f"{name!r}: not an ollama-rag collection ({count} records)"
             found.append((None, what))
     return found
 
@@ -614,13 +479,7 @@ def _check_index(directory: Path, server_models: set[str] | None) -> DoctorCheck
             "index", False, f"cannot lock {directory}: {err}", f'chmod u+w "{directory}"'
         )
     try:
-        import chromadb
-
-        client = chromadb.PersistentClient(path=str(directory))
-        try:
-            collections = _collection_lines(client)
-        finally:
-            cast(Any, client).close()  # ClientAPI's stub lacks close()
+        collections = _collection_lines(_read_collections(directory))
     except Exception as err:  # a damaged or foreign directory must not crash the report
         detail = (
             f"{directory} holds a Chroma database that cannot be read ({type(err).__name__}: {err})"
