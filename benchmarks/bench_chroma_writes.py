@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._corpus import write_corpus
-from ollama_rag.store import COLLECTION_CONFIGURATION
+from ollama_rag.storage.chroma import COLLECTION_CONFIGURATION
 
 QUICK_ENV = "OLLAMA_RAG_BENCH_QUICK"
 DIMENSION = 256

@@ -6,19 +6,13 @@ facade, :class:`RagIndex`, guards the rule that vectors from two embedding model
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 # Must run before anything imports chromadb: on hosts with an old sqlite3 it swaps in pysqlite3
 # when OLLAMA_RAG_PYSQLITE3 asks for it (see ollama_rag.sqlite_compat).
 from ollama_rag import sqlite_compat
 
 sqlite_compat.ensure_from_env()
 
-try:
-    __version__ = version("ollama-rag")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
+from ollama_rag._version import __version__  # noqa: E402
 from ollama_rag.doctor import DoctorReport, doctor  # noqa: E402
 from ollama_rag.errors import (  # noqa: E402
     ConfigError,
@@ -38,7 +32,7 @@ from ollama_rag.errors import (  # noqa: E402
     SqliteCompatError,
 )
 from ollama_rag.index import RagIndex  # noqa: E402
-from ollama_rag.ingest import IngestReport  # noqa: E402
+from ollama_rag.ingest.report import IngestReport  # noqa: E402
 from ollama_rag.manifest import IndexManifest  # noqa: E402
 from ollama_rag.models import KnownModel, known_model, recommended_model  # noqa: E402
 from ollama_rag.pull import ensure_model  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ollama_rag import __version__
+from ollama_rag._version import __version__
 from ollama_rag.errors import RagError
 
 

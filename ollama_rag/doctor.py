@@ -7,18 +7,17 @@ every check says what it found and, when it failed, the exact command or call th
 from __future__ import annotations
 
 import html
-import importlib
 import json
 import math
 import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import httpx
 import ollama
@@ -40,7 +39,8 @@ from ollama_rag.ollama import (
     translate_errors,
 )
 from ollama_rag.sqlite_compat import MIN_SQLITE_VERSION, current_backend
-from ollama_rag.store import LOCK_FILE, OWNER_FILE
+from ollama_rag.storage.chroma import chroma_version, read_collections
+from ollama_rag.storage.lock import LOCK_FILE, OWNER_FILE
 
 __all__ = [
     "DoctorCheck",
@@ -348,11 +348,6 @@ def _chromadb_version() -> str | None:
         return None
 
 
-def _import_chromadb() -> None:
-    """Import chromadb to see that it imports; whatever the import raises propagates."""
-    importlib.import_module("chromadb")
-
-
 def _check_chromadb() -> DoctorCheck:
     installed = _chromadb_version()
     if installed is None:
@@ -360,7 +355,7 @@ def _check_chromadb() -> DoctorCheck:
             "chromadb", False, "chromadb is not installed", 'pip install "chromadb>=1.5,<2"'
         )
     try:
-        _import_chromadb()
+        chroma_version()  # imports chromadb; whatever the import raises propagates
     except Exception as err:  # chromadb raises RuntimeError for an old sqlite3, among others
         detail = (
             f"chromadb {installed} is installed but importing it fails: {type(err).__name__}: {err}"
@@ -424,22 +419,8 @@ def _read_owner(directory: Path) -> tuple[str, int | None]:
         return "another process", None
 
 
-def _read_collections(directory: Path) -> list[tuple[str, Mapping[str, Any], int]]:
-    """``(name, metadata, record count)`` of each collection in the Chroma database, by name."""
-    import chromadb
-
-    client = chromadb.PersistentClient(path=str(directory))
-    try:
-        return [
-            (collection.name, collection.metadata or {}, collection.count())
-            for collection in sorted(client.list_collections(), key=lambda c: c.name)
-        ]
-    finally:
-        cast(Any, client).close()  # ClientAPI's stub lacks close()
-
-
 def _collection_lines(
-    collections: list[tuple[str, Mapping[str, Any], int]],
+    collections: Sequence[tuple[str, Mapping[str, Any], int]],
 ) -> list[tuple[str | None, str]]:
     """``(recorded model or None, description)`` per collection, in the order given."""
     found: list[tuple[str | None, str]] = []
@@ -479,7 +460,7 @@ def _check_index(directory: Path, server_models: set[str] | None) -> DoctorCheck
             "index", False, f"cannot lock {directory}: {err}", f'chmod u+w "{directory}"'
         )
     try:
-        collections = _collection_lines(_read_collections(directory))
+        collections = _collection_lines(read_collections(directory))
     except Exception as err:  # a damaged or foreign directory must not crash the report
         detail = (
             f"{directory} holds a Chroma database that cannot be read ({type(err).__name__}: {err})"

@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ollama_rag.errors import MISMATCH_MESSAGE, EmbeddingModelMismatchError, RagIndexError
+from ollama_rag._version import __version__
+from ollama_rag.errors import (
+    MISMATCH_MESSAGE,
+    ConfigError,
+    EmbeddingModelMismatchError,
+    RagIndexError,
+)
+from ollama_rag.models import known_model
 from ollama_rag.ollama import ModelInfo
 
-__all__ = ["MANIFEST_FORMAT", "IndexManifest", "now_iso"]
+__all__ = ["MANIFEST_FORMAT", "IndexManifest", "new_manifest", "now_iso"]
 
 MANIFEST_FORMAT = 1
 _PREFIX = "ollama_rag."
@@ -72,6 +79,11 @@ class IndexManifest:
     format: int = MANIFEST_FORMAT
 
     @property
+    def vector_identity(self) -> tuple[str, str, int, str, str]:
+        """What decides the vectors: equal identities mean equal vectors for equal text."""
+        return (self.model, self.digest, self.dimension, self.document_prefix, self.query_prefix)
+
+    @property
     def model_label(self) -> str:
         """The model with a short digest and dimension, for messages."""
         return f"{self.model} (digest {_short(self.digest)}, {self.dimension}-d)"
@@ -113,6 +125,28 @@ class IndexManifest:
     def touched(self) -> IndexManifest:
         """Return a copy with ``updated_at`` set to now."""
         return dataclasses.replace(self, updated_at=now_iso())
+
+    def check_settings(self, where: str, **given: object) -> None:
+        """Refuse settings (``chunk_size=...``) that differ from the recorded ones.
+
+        New text split or prefixed differently would not match the stored chunks and vectors.
+
+        Args:
+            where: Where the index is, for the message.
+            **given: Settings the caller passed; None means "not given".
+
+        Raises:
+            ConfigError: One of them differs from the recorded value.
+        """
+        for name, value in given.items():
+            recorded = getattr(self, name)
+            if value is not None and value != recorded:
+                msg = (
+                    f"The index at {where} was built with {name}={recorded!r}; "
+                    f"{name}={value!r} would not match the stored chunks and vectors. "
+                    f"Omit {name} to use the recorded value, or build a new collection"
+                )
+                raise ConfigError(msg)
 
     def check_model_name(self, requested: str, *, path: str | None) -> None:
         """Refuse a different model by name alone (needs no server).
@@ -157,3 +191,30 @@ class IndexManifest:
         raise EmbeddingModelMismatchError(
             msg, path=path, recorded=self.model, requested=requested_name
         )
+
+
+def new_manifest(
+    info: ModelInfo,
+    *,
+    chunk_size: int,
+    chunk_overlap: int,
+    document_prefix: str | None = None,
+    query_prefix: str | None = None,
+) -> IndexManifest:
+    """A manifest for a new index of ``info``; prefixes default to the registry's."""
+    known = known_model(info.name)
+    if document_prefix is None:
+        document_prefix = known.document_prefix if known else ""
+    if query_prefix is None:
+        query_prefix = known.query_prefix if known else ""
+    return IndexManifest(
+        model=info.name,
+        digest=info.digest,
+        dimension=info.dimension,
+        context_length=info.context_length,
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        document_prefix=document_prefix,
+        query_prefix=query_prefix,
+        library_version=__version__,
+    )

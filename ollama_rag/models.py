@@ -47,12 +47,14 @@ the evidence below, section 1.8 the context rules):
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 from ollama_rag.errors import ConfigError
+from ollama_rag.splitting import cjk_share
 
 __all__ = [
     "KNOWN_MODELS",
@@ -61,6 +63,7 @@ __all__ = [
     "is_english_only",
     "known_model",
     "recommended_model",
+    "warn_if_english_only",
 ]
 
 MULTILINGUAL: Final = "multilingual"
@@ -473,3 +476,27 @@ def recommended_model(language: str) -> str:
         msg = 'recommended_model() needs a language code, e.g. "ja", "zh", "ko" or "en"'
         raise ConfigError(msg)
     return "nomic-embed-text" if primary in _ENGLISH else "bge-m3"
+
+
+# Above this share of CJK characters, an English-only model gets a warning.
+CJK_WARNING_SHARE = 0.3
+
+
+def warn_if_english_only(model: str, sample: str, *, stacklevel: int = 2) -> None:
+    """Warn when an English-only model is fed mostly CJK text (it embeds it poorly).
+
+    Args:
+        model: The embedding model.
+        sample: Some of the text being indexed.
+        stacklevel: Passed to :func:`warnings.warn`, so the warning points at the user's call.
+    """
+    share = cjk_share(sample[:20000])
+    if share >= CJK_WARNING_SHARE and is_english_only(model):
+        better = recommended_model("ja")
+        warnings.warn(
+            f"{model} is an English-only embedding model, but {share:.0%} of this text "
+            f"is Chinese, Japanese or Korean, which it embeds poorly. Use a multilingual "
+            f'model: run "ollama pull {better}", then index.migrate("{better}")',
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )

@@ -1,31 +1,38 @@
 """Talking to Ollama: the base URL, probing a model, and embedding with clear errors.
 
-Everything that crosses the wire goes through the official ``ollama`` client (probing) or
-LangChain's :class:`~langchain_ollama.OllamaEmbeddings` (embedding), so a real Ollama and
-:class:`ollama_rag.testing.LocalOllama` are driven exactly the same way. What this module adds is
-what those clients leave out: batching, query/document prefixes, a check that every vector has the
-recorded dimension, and errors that name the fix instead of a bare ``ConnectionError``.
+The object that embeds, :class:`OllamaEmbedder`, is LangChain's
+:class:`~langchain_ollama.OllamaEmbeddings` (a subclass), and every request goes through the
+``ollama`` clients it builds, so a real Ollama and :class:`ollama_rag.testing.LocalOllama` are
+driven exactly the same way, with the user's headers, credentials and timeouts. What this module
+adds is what LangChain leaves out: batches spread over several hosts with retries,
+``truncate: false`` (no silent truncation), query/document prefixes, a check that every vector
+has the recorded dimension, and errors that name the fix instead of a bare ``ConnectionError``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import itertools
 import os
 import queue
 import random
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import ollama
 import pydantic
-from langchain_core.embeddings import Embeddings
 from langchain_ollama import OllamaEmbeddings
+from pydantic import Field, PrivateAttr, model_validator
+from typing_extensions import Self
 
 from ollama_rag.errors import (
     MODEL_NOT_FOUND_MESSAGE,
@@ -48,9 +55,9 @@ __all__ = [
     "ModelInfo",
     "OllamaEmbedder",
     "canonical_model_name",
+    "check_hosts_agree",
     "normalize_base_url",
     "parse_keep_alive",
-    "probe_hosts",
     "probe_model",
     "resolve_base_url",
     "resolve_base_urls",
@@ -338,28 +345,40 @@ def probe_model(client: ollama.Client, model: str, *, url: str) -> ModelInfo:
     )
 
 
-def probe_hosts(model: str, urls: Sequence[str], *, timeout: float | None) -> ModelInfo:
-    """Probe ``model`` on every host and insist they all serve the same weights.
+def check_hosts_agree(infos: Sequence[tuple[str, ModelInfo]], model: str) -> ModelInfo:
+    """Insist that every host serves the same weights of ``model``; returns the first's info.
 
     Raises:
         EmbeddingModelMismatchError: Two hosts have different digests or dimensions of it.
-        OllamaError: As :func:`probe_model`, for the first host that fails.
     """
-    infos = []
-    for url in urls:
-        with ollama.Client(host=url, timeout=timeout) as client:
-            infos.append(probe_model(client, model, url=url))
-    first = infos[0]
-    for url, info in zip(urls[1:], infos[1:], strict=True):
+    first_url, first = infos[0]
+    for url, info in infos[1:]:
         if (info.digest, info.dimension) != (first.digest, first.dimension):
             msg = (
-                f'Ollama hosts disagree about "{first.name}": {_display_url(urls[0])} has '
+                f'Ollama hosts disagree about "{first.name}": {_display_url(first_url)} has '
                 f"digest {first.digest[:12]} ({first.dimension}-d), {_display_url(url)} has "
                 f"{info.digest[:12]} ({info.dimension}-d). Vectors from the two would be mixed: "
                 f'run "ollama pull {model}" on every host so they serve the same version'
             )
             raise EmbeddingModelMismatchError(msg, recorded=first.name, requested=info.name)
     return first
+
+
+def _retryable(err: OllamaError) -> bool:
+    if isinstance(err, OllamaUnavailableError):
+        return True
+    return isinstance(err, OllamaResponseError) and err.status_code in (429, 500, 502, 503, 504)
+
+
+def _backoff(base: float, attempt: int) -> float:
+    # Jitter keeps workers that failed together from retrying in lockstep.
+    return base * float(2**attempt) * random.uniform(0.9, 1.1)
+
+
+def _with_attempts(err: OllamaError, attempt: int) -> OllamaError:
+    if attempt:
+        err.args = (f"{err} (after {attempt + 1} attempts)",)
+    return err
 
 
 class EmbeddingPool:
@@ -374,26 +393,28 @@ class EmbeddingPool:
 
     Args:
         model: Ollama model name.
-        urls: One or more normalised Ollama base URLs.
+        clients: One ``ollama.Client`` per Ollama base URL (configured by the caller: headers,
+            timeouts, proxies).
+        request: Further ``embed`` arguments sent with every request (``keep_alive``,
+            ``options``, ``dimensions``).
         concurrency: Requests in flight per host.
         retries: Extra attempts after a retryable failure.
         backoff: Seconds before the first retry; doubled for each further one.
-        timeout: Seconds per HTTP request.
-        keep_alive: Seconds Ollama keeps the model loaded (negative = forever).
+        timeout: Seconds per HTTP request, for messages.
     """
 
     def __init__(
         self,
         *,
         model: str,
-        urls: Sequence[str],
+        clients: Mapping[str, ollama.Client],
+        request: Mapping[str, Any] | None = None,
         concurrency: int = 2,
         retries: int = 3,
         backoff: float = 0.5,
         timeout: float | None = DEFAULT_TIMEOUT,
-        keep_alive: float | str | None = None,
     ) -> None:
-        if not urls:
+        if not clients:
             msg = "At least one Ollama base_url is needed"
             raise ConfigError(msg)
         if concurrency < 1 or retries < 0 or backoff < 0:
@@ -403,11 +424,12 @@ class EmbeddingPool:
             )
             raise ConfigError(msg)
         self.model = model
-        self.urls = tuple(urls)
+        self.urls = tuple(clients)
         self.retries = retries
         self.backoff = backoff
-        self.keep_alive = keep_alive
-        self._clients = {url: ollama.Client(host=url, timeout=timeout) for url in self.urls}
+        self.request = dict(request or {})
+        self.keep_alive = self.request.get("keep_alive")
+        self._clients = dict(clients)
         self._free: queue.Queue[str] = queue.Queue()
         for _ in range(concurrency):
             for url in self.urls:
@@ -418,12 +440,9 @@ class EmbeddingPool:
         )
         self._count_lock = threading.Lock()
         self._cancelled = threading.Event()
+        self._fail_fast = threading.Event()
         self.timeout = timeout
         self.requests = 0
-
-    def submit(self, texts: Sequence[str]) -> Future[list[list[float]]]:
-        """Embed ``texts`` in the background; the future holds one vector per text."""
-        return self.executor.submit(self.embed, texts)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed ``texts`` in one request, retrying retryable failures.
@@ -447,16 +466,14 @@ class EmbeddingPool:
                     self.requests += 1
                 with translate_errors(url, self.model, timeout=self.timeout):
                     response = self._clients[url].embed(
-                        self.model, list(texts), truncate=False, keep_alive=self.keep_alive
+                        self.model, list(texts), truncate=False, **self.request
                     )
                 return [list(v) for v in response.embeddings]
             except OllamaError as err:
-                if not _retryable(err) or attempt >= self.retries:
-                    if attempt:
-                        err.args = (f"{err} (after {attempt + 1} attempts)",)
-                    raise
-                # Jitter keeps workers that failed together from retrying in lockstep.
-                delay = self.backoff * (2**attempt) * random.uniform(0.9, 1.1)
+                retries = 0 if self._fail_fast.is_set() else self.retries
+                if not _retryable(err) or attempt >= retries:
+                    raise _with_attempts(err, attempt) from err.__cause__
+                delay = _backoff(self.backoff, attempt)
             finally:
                 if delay:
                     # The failed host sits out the backoff; the retry takes whichever host is
@@ -468,13 +485,18 @@ class EmbeddingPool:
                     self._free.put(url)
             attempt += 1
 
+    def fail_fast(self) -> None:
+        """Stop retrying (after a batch failed for good): what is left is tried once each."""
+        self._fail_fast.set()
+
     def cancel(self) -> None:
         """Make queued and retrying requests stop (after an interrupt); see :meth:`resume`."""
         self._cancelled.set()
 
     def resume(self) -> None:
-        """Accept requests again after :meth:`cancel`."""
+        """Accept requests (with retries) again after :meth:`cancel` or :meth:`fail_fast`."""
         self._cancelled.clear()
+        self._fail_fast.clear()
 
     def close(self) -> None:
         """Stop the worker threads without waiting for requests still running."""
@@ -484,92 +506,243 @@ class EmbeddingPool:
             client.close()  # type: ignore[no-untyped-call]
 
 
-def _retryable(err: OllamaError) -> bool:
-    if isinstance(err, OllamaUnavailableError):
-        return True
-    return isinstance(err, OllamaResponseError) and err.status_code in (429, 500, 502, 503, 504)
+# LangChain's OllamaEmbeddings fields that configure its HTTP clients (used to build one client
+# per host exactly as LangChain builds its own: auth from userinfo, headers, proxies, TLS).
+_CLIENT_FIELDS = ("client_kwargs", "sync_client_kwargs", "async_client_kwargs")
 
 
-class OllamaEmbedder(Embeddings):
-    """LangChain ``Embeddings`` for one Ollama model, as recorded in an index manifest.
+class OllamaEmbedder(OllamaEmbeddings):
+    """LangChain's :class:`~langchain_ollama.OllamaEmbeddings`, as an index embeds with it.
 
-    Embeds through an :class:`EmbeddingPool` (batching, several hosts, retries, no silent
-    truncation), applies the model's document/query prefixes, and checks that every vector has
-    the recorded dimension. :attr:`embeddings` is the equivalent LangChain
-    :class:`~langchain_ollama.OllamaEmbeddings` for code that needs that class; it cannot send
-    ``truncate: false``, which is why it is not used for indexing.
+    It is the real LangChain class (pass it to any LangChain component), and adds what indexing
+    needs: batches spread over one or more Ollama hosts (:class:`EmbeddingPool`) with retries,
+    ``truncate: false`` so an over-long input is an error instead of silently cut, the model's
+    document/query prefixes, and a check that every vector has the recorded dimension and is
+    finite. ``embed_query``/``aembed_query`` are natively sync/async. Everything
+    ``OllamaEmbeddings`` takes (``base_url`` with credentials, ``client_kwargs`` such as headers
+    and timeouts, ``num_ctx``, ``dimensions``, ``keep_alive``) is honoured.
 
-    Args:
-        model: Ollama model name.
-        base_url: Normalised Ollama URL, or several for scale-out.
-        dimension: The vector length every answer must have.
-        document_prefix: Prepended to every document text before embedding.
-        query_prefix: Prepended to every query before embedding.
-        batch_size: Texts per ``/api/embed`` request.
-        keep_alive: Seconds Ollama keeps the model loaded (negative = forever).
-        timeout: Seconds per HTTP request.
-        concurrency: Requests in flight per host.
-        retries: Extra attempts after a retryable failure.
-        backoff: Seconds before the first retry.
+    Build one from a user's ``OllamaEmbeddings`` with :meth:`from_embeddings`.
     """
 
-    def __init__(
-        self,
-        *,
-        model: str,
-        base_url: str | Sequence[str],
-        dimension: int,
-        document_prefix: str = "",
-        query_prefix: str = "",
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        keep_alive: float | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        concurrency: int = 2,
-        retries: int = 3,
-        backoff: float = 0.5,
-    ) -> None:
-        if batch_size < 1:
-            msg = f"batch_size must be at least 1, got {batch_size}"
+    hosts: list[str] = Field(default_factory=list)
+    """More Ollama base URLs serving the same model; batches are spread over all of them."""
+    document_prefix: str = ""
+    """Prepended to every document text before embedding."""
+    query_prefix: str = ""
+    """Prepended to every query before embedding."""
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Texts per ``/api/embed`` request."""
+    concurrency: int = 2
+    """Requests in flight per host."""
+    retries: int = 3
+    """Extra attempts after a connection error or a 5xx/429 answer."""
+    retry_backoff: float = 0.5
+    """Seconds before the first retry; doubled for each further one."""
+    expected_dimension: int | None = None
+    """The vector length every answer must have (the index's recorded dimension)."""
+    keep_alive: float | str | None = None  # type: ignore[assignment]
+    """How long Ollama keeps the model loaded: seconds (negative = forever) or ``"30m"``."""
+
+    _pool: EmbeddingPool = PrivateAttr()
+    _async: dict[int, tuple[asyncio.AbstractEventLoop, list[ollama.AsyncClient]]] = PrivateAttr(
+        default_factory=dict
+    )
+    _next_host: itertools.count[int] = PrivateAttr(default_factory=itertools.count)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_hosts(cls, data: Any) -> Any:
+        # The URL is normalised (and OLLAMA_HOST read, which may list several hosts) before
+        # LangChain builds its clients: it silently replaces a URL it cannot parse.
+        if isinstance(data, dict):
+            urls = resolve_base_urls(data.get("base_url"))
+            extra = [normalize_base_url(u) for u in data.get("hosts") or ()]
+            urls = tuple(dict.fromkeys([*urls, *extra]))
+            data = {**data, "base_url": urls[0], "hosts": list(urls[1:])}
+            data["keep_alive"] = parse_keep_alive(data.get("keep_alive"))
+        return data
+
+    @model_validator(mode="after")
+    def _build_pool(self) -> Self:
+        if self.batch_size < 1:
+            msg = f"batch_size must be at least 1, got {self.batch_size}"
             raise ConfigError(msg)
-        urls = [base_url] if isinstance(base_url, str) else list(base_url)
-        self.model = model
-        self.base_url = urls[0]
-        self.dimension = dimension
-        self.document_prefix = document_prefix
-        self.query_prefix = query_prefix
-        self.batch_size = batch_size
-        self.pool = EmbeddingPool(
-            model=model,
-            urls=urls,
+        clients = {self.urls[0]: cast(ollama.Client, self._client)}
+        for url in self.urls[1:]:
+            clients[url] = cast(ollama.Client, self._for_host(url)._client)
+        self._pool = EmbeddingPool(
+            model=self.model,
+            clients=clients,
+            request=self._request,
+            concurrency=self.concurrency,
+            retries=self.retries,
+            backoff=self.retry_backoff,
+            timeout=self.timeout,
+        )
+        return self
+
+    @classmethod
+    def build(cls, **fields: Any) -> OllamaEmbedder:
+        """Construct one, raising :class:`ConfigError` (not pydantic's wrapper) for bad values."""
+        try:
+            return cls(**fields)
+        except pydantic.ValidationError as err:
+            for error in err.errors():
+                original = (error.get("ctx") or {}).get("error")
+                if isinstance(original, ConfigError):
+                    raise original from None
+            msg = f"Invalid embedding settings: {err}"
+            raise ConfigError(msg) from err
+
+    @classmethod
+    def settings_for(
+        cls,
+        *,
+        model: str | None,
+        embeddings: OllamaEmbeddings | None,
+        base_url: str | Sequence[str] | None,
+        keep_alive: float | str | None,
+        timeout: float | None,
+        batch_size: int,
+        concurrency: int,
+        retries: int,
+        retry_backoff: float,
+    ) -> dict[str, Any]:
+        """Every field of an index's embedders but the model, from ``RagIndex``'s arguments.
+
+        With a user's ``embeddings``, its configuration is kept (URL, headers, client options,
+        ``keep_alive``, ``num_ctx``, ...); ``RagIndex``'s Ollama arguments may add to it but not
+        contradict it. ``timeout`` applies unless its ``client_kwargs`` set one.
+
+        Raises:
+            ConfigError: An argument is invalid or contradicts ``embeddings``.
+        """
+        if batch_size < 1 or concurrency < 1 or retries < 0 or retry_backoff < 0:
+            msg = (
+                "batch_size and concurrency must be >= 1, retries and retry_backoff >= 0; got "
+                f"{batch_size}, {concurrency}, {retries}, {retry_backoff}"
+            )
+            raise ConfigError(msg)
+        alive = parse_keep_alive(keep_alive)
+        fields: dict[str, Any] = {"keep_alive": alive, "client_kwargs": {"timeout": timeout}}
+        if embeddings is not None:
+            if not isinstance(embeddings, OllamaEmbeddings):
+                msg = (
+                    "embeddings= takes a langchain_ollama.OllamaEmbeddings (ollama-rag embeds "
+                    f"with Ollama); got {type(embeddings).__name__}"
+                )
+                raise ConfigError(msg)
+            theirs = cls._fields_of(embeddings)
+            if model is not None and canonical_model_name(model) != canonical_model_name(
+                embeddings.model
+            ):
+                msg = (
+                    f"model={model!r} and embeddings=OllamaEmbeddings(model="
+                    f"{embeddings.model!r}) disagree; pass only embeddings="
+                )
+                raise ConfigError(msg)
+            for name, given, their in (
+                (
+                    "base_url",
+                    resolve_base_urls(base_url) if base_url is not None else None,
+                    resolve_base_urls(embeddings.base_url) if embeddings.base_url else None,
+                ),
+                ("keep_alive", alive, parse_keep_alive(embeddings.keep_alive)),
+            ):
+                if given is not None and their is not None and given != their:
+                    msg = (
+                        f"{name}= and the OllamaEmbeddings' {name} disagree; set it in one "
+                        "place (on the OllamaEmbeddings)"
+                    )
+                    raise ConfigError(msg)
+            if alive is None:
+                fields["keep_alive"] = parse_keep_alive(embeddings.keep_alive)
+            if base_url is None:
+                base_url = [*resolve_base_urls(embeddings.base_url), *theirs.pop("hosts", [])]
+            theirs["client_kwargs"] = {"timeout": timeout, **theirs.get("client_kwargs", {})}
+            fields.update({k: v for k, v in theirs.items() if k != "keep_alive"})
+        urls = resolve_base_urls(base_url)
+        fields.update(
+            base_url=urls[0],
+            hosts=list(urls[1:]),
+            batch_size=batch_size,
             concurrency=concurrency,
             retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            keep_alive=keep_alive,
+            retry_backoff=retry_backoff,
         )
-        self.embeddings = OllamaEmbeddings(
-            model=model,
-            base_url=self.base_url,
-            # LangChain takes whole seconds only.
-            keep_alive=None if keep_alive is None else round(keep_alive),
-            client_kwargs={"timeout": timeout},
-        )
+        return fields
+
+    @staticmethod
+    def _fields_of(embeddings: OllamaEmbeddings) -> dict[str, Any]:
+        """An OllamaEmbeddings' configuration (all but the model), copied."""
+        names = [n for n in OllamaEmbeddings.model_fields if n != "model"]
+        if isinstance(embeddings, OllamaEmbedder):
+            names.append("hosts")
+        fields = {n: getattr(embeddings, n) for n in names if getattr(embeddings, n) is not None}
+        for name in _CLIENT_FIELDS:  # LangChain merges auth headers into these in place
+            fields[name] = copy.deepcopy(fields.get(name) or {})
+        return fields
+
+    def _for_host(self, url: str) -> OllamaEmbeddings:
+        """LangChain's own clients for another host (same options, that host's credentials)."""
+        fields: dict[str, Any] = {
+            name: copy.deepcopy(getattr(self, name) or {}) for name in _CLIENT_FIELDS
+        }
+        return OllamaEmbeddings(model=self.model, base_url=url, **fields)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every Ollama base URL embedding goes to (``base_url`` first)."""
+        return (cast(str, self.base_url), *self.hosts)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds per HTTP request (``client_kwargs["timeout"]``), for messages."""
+        value = (self.client_kwargs or {}).get("timeout")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def pool(self) -> EmbeddingPool:
+        """The host pool the batches go through (request counts, cancellation)."""
+        return self._pool
+
+    @property
+    def _request(self) -> dict[str, Any]:
+        """What every ``/api/embed`` request carries besides the texts."""
+        options = {k: v for k, v in self._default_params.items() if v is not None}
+        request: dict[str, Any] = {"keep_alive": self.keep_alive, "dimensions": self.dimensions}
+        if options:
+            request["options"] = options
+        return request
 
     def __repr__(self) -> str:
-        hosts = ", ".join(_display_url(u) for u in self.pool.urls)
+        hosts = ", ".join(_display_url(u) for u in self.urls)
         return f"OllamaEmbedder(model={self.model!r}, base_url=[{hosts}])"
+
+    # ------------------------------------------------------------------ probing
+
+    def probe(self) -> ModelInfo:
+        """Ask every host what the model is, through the same clients embedding uses.
+
+        Raises:
+            EmbeddingModelMismatchError: Two hosts serve different versions of it.
+            OllamaError: As :func:`probe_model`, for the first host that fails.
+        """
+        clients = self._pool._clients
+        infos = [(url, probe_model(clients[url], self.model, url=url)) for url in self.urls]
+        return check_hosts_agree(infos, self.model)
+
+    # ------------------------------------------------------------------ sync
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed document texts (document prefix applied), batches spread over the hosts."""
+        self._pool.resume()
         futures = [
-            self.submit_documents(texts[start : start + self.batch_size])
+            self._pool.executor.submit(self.embed_texts, texts[start : start + self.batch_size])
             for start in range(0, len(texts), self.batch_size)
         ]
         return [vector for future in futures for vector in future.result()]
-
-    def submit_documents(self, texts: Sequence[str]) -> Future[list[list[float]]]:
-        """Embed one batch of document texts in the background (document prefix applied)."""
-        return self.pool.executor.submit(self.embed_texts, texts)
 
     def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed document texts in one request (document prefix applied), in this thread.
@@ -577,47 +750,107 @@ class OllamaEmbedder(Embeddings):
         Raises:
             ContextLengthExceededError: A text is longer than the model's context.
         """
-        return self._embed([self.document_prefix + t for t in texts])
+        batch = [self.document_prefix + t for t in texts]
+        return self._check(self._pool.embed(batch), len(batch))
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, with the query prefix."""
-        self.pool.resume()  # a new request after an interrupted run
+        self._pool.resume()  # a new request after an interrupted run
+        with self._query_errors():
+            return self._check(self._pool.embed([self.query_prefix + text]), 1)[0]
+
+    # ------------------------------------------------------------------ async
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed document texts natively async, batches spread over the hosts."""
+        batches = [
+            [self.document_prefix + t for t in texts[start : start + self.batch_size]]
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        limit = asyncio.Semaphore(self._pool.workers)
+
+        async def one(batch: list[str]) -> list[list[float]]:
+            async with limit:
+                return await self._aembed(batch)
+
+        results = await asyncio.gather(*(one(b) for b in batches))
+        return [vector for vectors in results for vector in vectors]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Embed a search query natively async (no thread hop), with the query prefix."""
+        with self._query_errors():
+            return (await self._aembed([self.query_prefix + text]))[0]
+
+    def _async_clients(self) -> list[ollama.AsyncClient]:
+        # An httpx AsyncClient's connections belong to the event loop that opened them, and
+        # notebooks and asyncio.run() make a new loop per call: one set of clients per loop.
+        loop = asyncio.get_running_loop()
+        for key, (owner, _) in list(self._async.items()):
+            if owner.is_closed():
+                del self._async[key]
+        entry = self._async.get(id(loop))
+        if entry is None or entry[0] is not loop:
+            clients = [cast(ollama.AsyncClient, self._async_client)]
+            clients += [
+                cast(ollama.AsyncClient, self._for_host(url)._async_client) for url in self.urls[1:]
+            ]
+            entry = self._async[id(loop)] = (loop, clients)
+        return entry[1]
+
+    async def _aembed(self, batch: list[str]) -> list[list[float]]:
+        clients = self._async_clients()
+        attempt = 0
+        while True:
+            index = next(self._next_host) % len(clients)
+            url = self.urls[index]
+            try:
+                with translate_errors(url, self.model, timeout=self.timeout):
+                    response = await clients[index].embed(
+                        self.model, batch, truncate=False, **self._request
+                    )
+                return self._check([list(v) for v in response.embeddings], len(batch))
+            except OllamaError as err:
+                if not _retryable(err) or attempt >= self.retries:
+                    raise _with_attempts(err, attempt) from err.__cause__
+                await asyncio.sleep(_backoff(self.retry_backoff, attempt))
+            attempt += 1
+
+    # ------------------------------------------------------------------ checks
+
+    @contextmanager
+    def _query_errors(self) -> Iterator[None]:
         try:
-            return self._embed([self.query_prefix + text])[0]
+            yield
         except ContextLengthExceededError as err:
             msg = f"The query is longer than the context of {self.model}; shorten it"
             raise ContextLengthExceededError(msg, url=err.url, model=self.model) from err
 
-    def _embed(self, batch: Sequence[str]) -> list[list[float]]:
-        if not batch:
-            return []
-        vectors = self.pool.embed(batch)
-        if len(vectors) != len(batch):
+    def _check(self, vectors: list[list[float]], expected: int) -> list[list[float]]:
+        url = _display_url(cast(str, self.base_url))
+        if len(vectors) != expected:
             msg = (
-                f"Ollama at {_display_url(self.base_url)} returned {len(vectors)} vectors for "
-                f"{len(batch)} texts; upgrade Ollama"
+                f"Ollama at {url} returned {len(vectors)} vectors for {expected} texts; "
+                "upgrade Ollama"
             )
-            raise OllamaResponseError(msg, url=self.base_url, model=self.model)
-        bad = next((len(v) for v in vectors if len(v) != self.dimension), None)
-        if bad is None and not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
-            msg = (
-                f"Ollama at {_display_url(self.base_url)} returned NaN or infinite values for "
-                f'"{self.model}" (a known GPU bug with some models): run the embedding model on '
-                'the CPU (Modelfile "PARAMETER num_gpu 0") or upgrade Ollama'
-            )
-            raise OllamaResponseError(msg, url=self.base_url, model=self.model)
+            raise OllamaResponseError(msg, url=url, model=self.model)
+        want = self.expected_dimension
+        bad = next((len(v) for v in vectors if want is not None and len(v) != want), None)
         if bad is not None:
             msg = (
                 f'Model "{self.model}" now returns {bad}-dimensional vectors but the index '
-                f"holds {self.dimension}-dimensional ones: the model changed since the index was "
+                f"holds {want}-dimensional ones: the model changed since the index was "
                 "built. Re-embed the index with index.migrate(model)"
             )
             raise EmbeddingModelMismatchError(msg, recorded=self.model, requested=self.model)
+        if not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
+            msg = (
+                f"Ollama at {url} returned NaN or infinite values for "
+                f'"{self.model}" (a known GPU bug with some models): run the embedding model on '
+                'the CPU (Modelfile "PARAMETER num_gpu 0") or upgrade Ollama'
+            )
+            raise OllamaResponseError(msg, url=url, model=self.model)
         return vectors
 
     def close(self) -> None:
         """Stop the embedding worker threads and close the HTTP connections."""
-        self.pool.close()
-        lc_client = getattr(self.embeddings, "_client", None)
-        if lc_client is not None:
-            lc_client.close()
+        self._pool.close()

@@ -313,8 +313,8 @@ def test_doctor_lists_the_collections_of_an_index(
 
 def test_doctor_index_held_by_another_process(ollama: LocalOllama, tmp_path: Path) -> None:
     holder = (
-        "import sys; from ollama_rag.store import open_store; "
-        "handle = open_store(sys.argv[1], None); print('ready', flush=True); sys.stdin.read()"
+        "import sys; from ollama_rag.storage.chroma import ChromaStore; "
+        "store = ChromaStore.open(sys.argv[1]); print('ready', flush=True); sys.stdin.read()"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", holder, str(tmp_path)],

@@ -237,13 +237,13 @@ def test_metadata_change_updates_without_re_embedding(tmp_path: Path, ollama: Lo
 def test_writes_respect_the_chroma_batch_limit(
     tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ollama_rag.index as index_module
+    import ollama_rag.storage.chroma as chroma_module
 
-    monkeypatch.setattr(index_module, "WRITE_BATCH", 7)
+    monkeypatch.setattr(chroma_module, "WRITE_BATCH", 7)
     texts = [f"文書{i}の本文です。" for i in range(30)]
     with open_index(tmp_path, ollama, model="bge-m3") as index:
         sizes: list[int] = []
-        collection = index._collection
+        collection = index._store.collection
         for name in ("add", "upsert", "update", "get", "delete"):
             real = getattr(collection, name)
 

@@ -162,11 +162,12 @@ CRASH_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import chromadb.api.client
-    from ollama_rag import RagIndex, migration
+    from ollama_rag import RagIndex
+    from ollama_rag.storage import chroma
 
     db, url, point = sys.argv[1:4]
     calls = {"rename": 0}
-    real_rename = migration.rename
+    real_rename = chroma.rename
     real_delete = chromadb.api.client.Client.delete_collection
 
     def die():
@@ -183,7 +184,7 @@ CRASH_SCRIPT = textwrap.dedent(
             die()
         real_delete(self, name)
 
-    migration.rename = rename
+    chroma.rename = rename
     chromadb.api.client.Client.delete_collection = delete_collection
     with RagIndex(db, base_url=url, batch_size=4) as index:
         index.migrate("mxbai-embed-large")

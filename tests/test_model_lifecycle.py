@@ -119,7 +119,7 @@ def test_keep_alive_accepts_seconds_and_durations(value: object, seconds: float)
 def test_keep_alive_is_sent_to_ollama(tmp_path: Path, ollama: LocalOllama) -> None:
     with RagIndex(tmp_path, model="bge-m3", base_url=ollama.url, keep_alive="1h") as index:
         assert index.embeddings.pool.keep_alive == 3600.0
-        assert index.embeddings.embeddings.keep_alive == 3600
+        assert index.embeddings.keep_alive == 3600
         index.add_texts([EN])  # the server accepts (and validates) the value
     with pytest.raises(ConfigError, match="keep_alive='soon'"):
         RagIndex(tmp_path, base_url=ollama.url, keep_alive="soon")

@@ -1,0 +1,62 @@
+"""What one ingestion call did: :class:`IngestReport`."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+__all__ = ["IngestReport"]
+
+
+@dataclass
+class IngestReport:
+    """What one ``add_files``/``sync`` call did.
+
+    Attributes:
+        files_added: Sources new to the index.
+        files_updated: Sources whose content changed and was replaced.
+        files_unchanged: Sources skipped because their content is already indexed.
+        files_deleted: Sources removed because their file disappeared (``delete_missing``).
+        files_failed: Files that could not be read or decoded (see ``failed``).
+        chunks_embedded: Chunks sent to Ollama.
+        chunks_skipped: Chunks already stored, or whose vector was reused.
+        embedding_requests: ``/api/embed`` requests made (including retries).
+        seconds: Wall time.
+        skipped: ``(source, reason)`` for files not indexed on purpose (binary, empty, unknown).
+        failed: ``(source, reason)`` for files that could not be read.
+    """
+
+    files_added: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_failed: int = 0
+    chunks_embedded: int = 0
+    chunks_skipped: int = 0
+    embedding_requests: int = 0
+    seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        line = (
+            f"{self.files_added} added, {self.files_updated} updated, "
+            f"{self.files_unchanged} unchanged, {self.files_deleted} deleted, "
+            f"{self.files_failed} failed, {len(self.skipped)} skipped; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_skipped} reused; "
+            f"{self.embedding_requests} requests in {self.seconds:.1f} s"
+        )
+        problems = [f"  failed  {s}: {r}" for s, r in self.failed]
+        problems += [f"  skipped {s}: {r}" for s, r in self.skipped]
+        return "\n".join([line, *problems])
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(kind)}</td><td>{html.escape(s)}</td>"
+            f"<td>{html.escape(r)}</td></tr>"
+            for kind, items in (("failed", self.failed), ("skipped", self.skipped))
+            for s, r in items
+        )
+        table = f"<table>{rows}</table>" if rows else ""
+        first = html.escape(str(self).splitlines()[0])
+        return f"<p><b>IngestReport</b>: {first}</p>{table}"

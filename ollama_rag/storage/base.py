@@ -1,0 +1,295 @@
+"""The storage seam: :class:`ChunkStore`, the one interface every vector store implements.
+
+Ingestion, migration, deletion, crash recovery and search reach stored chunks only through a
+``ChunkStore``; nothing else in the package talks to a vector database. A second store (FAISS
+with a SQLite docstore), or a lexical index kept in step with the vectors, is one more
+implementation of these calls, and ``RagIndex``, ingestion, migration and search do not change.
+
+What a store promises:
+
+- **Writes commit per source.** :meth:`ChunkStore.write` takes finished sources. For a source
+  with a completion ``marker`` the rows are its whole content: rows stored for it before and
+  not among them are deleted, and the marker is set on its first chunk (``chunk_index`` 0) as
+  the very last step, so a crash at any instant leaves the source either marked and complete,
+  or unmarked (and written again by the next run). A source that was marked before loses its
+  marker first. Without a marker the rows are only added.
+- **Rows without a vector are already stored**: only their metadata is brought up to date.
+- **Lookups are by meaning**, not by query language: which sources are stored and complete,
+  which of these ids exist, which parts a split chunk has, which vector a text already has.
+- **Search filters** use Chroma's ``where``/``where_document`` syntax, the one users already
+  pass (see :mod:`ollama_rag.storage.filters` for an implementation in Python).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+import numpy as np
+
+from ollama_rag.errors import IndexClosedError
+from ollama_rag.storage.schema import Metadata
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+
+    from ollama_rag.manifest import IndexManifest
+
+__all__ = [
+    "ChunkRow",
+    "ChunkStore",
+    "Hit",
+    "IndexWriter",
+    "SourceWrite",
+    "StoredChunk",
+    "StoredSource",
+    "Vector",
+    "Where",
+]
+
+Vector: TypeAlias = np.ndarray[Any, np.dtype[np.float32]]
+Where: TypeAlias = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as stored: id, text, metadata (schema keys included) and, if asked, its vector."""
+
+    id: str
+    text: str
+    metadata: Metadata
+    vector: Vector | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: a stored chunk and its cosine similarity to the query (1 = same)."""
+
+    id: str
+    text: str
+    metadata: Metadata
+    score: float
+    vector: Vector | None = None
+
+
+@dataclass
+class StoredSource:
+    """What a store holds about one source (read from its first chunks).
+
+    Attributes:
+        markers: Completion markers (a complete source has exactly one).
+        roots: Folders the source was added from (files only).
+    """
+
+    markers: set[str] = field(default_factory=set)
+    roots: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One row to write.
+
+    Attributes:
+        id: The chunk id (see :mod:`ollama_rag.storage.schema`).
+        text: The chunk text.
+        metadata: Everything to store with it, except the completion marker.
+        vector: Its vector; None when the row is stored already (only metadata may change).
+        stored: The metadata stored now, for rows without a vector.
+    """
+
+    id: str
+    text: str
+    metadata: Metadata
+    vector: Vector | None
+    stored: Metadata | None = None
+
+
+@dataclass(frozen=True)
+class SourceWrite:
+    """The finished rows of one source, ready to commit.
+
+    Attributes:
+        source: The source name.
+        rows: Its rows, first chunk first.
+        marker: The completion marker to set last; None to only add the rows.
+        existed: The source had chunks stored before this write.
+    """
+
+    source: str
+    rows: list[ChunkRow]
+    marker: str | None
+    existed: bool
+
+
+class IndexWriter(Protocol):
+    """What a LangChain vector store view hands its writes to: the index, with its bookkeeping.
+
+    ``RagIndex`` is one; declared here so stores need not import it.
+    """
+
+    def add_texts(
+        self, texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]] | None = None
+    ) -> list[str]:
+        """Split, embed and store texts; returns the ids of their chunks."""
+        ...
+
+    def delete(self, ids: Sequence[str] | None = None, *, source: str | None = None) -> int:
+        """Delete chunks by id or source; returns how many there were."""
+        ...
+
+
+class ChunkStore(ABC):
+    """One index's chunks: text, metadata, vectors, completion markers and the manifest.
+
+    Args:
+        location: Where the index lives, for messages (``./db (collection 'default')``).
+        path: Its directory, or None (in memory, or on a server).
+    """
+
+    def __init__(self, *, location: str, path: str | None) -> None:
+        self.location = location
+        self.path = path
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def check_open(self) -> None:
+        """Refuse use after :meth:`close`.
+
+        Raises:
+            IndexClosedError: The store is closed.
+        """
+        if self._closed:
+            msg = f"The index at {self.location} is closed; open it again with RagIndex(...)"
+            raise IndexClosedError(msg, path=self.path)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Release what the store holds (clients, locks). Safe to call twice."""
+        self._closed = True
+
+    # ------------------------------------------------------------------ manifest
+
+    @abstractmethod
+    def read_manifest(self) -> IndexManifest | None:
+        """The stored manifest, or None when there is no index here yet.
+
+        Raises:
+            RagIndexError: Something is stored here that is not an ollama-rag index.
+        """
+
+    @abstractmethod
+    def create(self, manifest: IndexManifest) -> IndexManifest:
+        """Create the index with ``manifest``.
+
+        Returns:
+            The manifest now stored: ``manifest``, or the one another client stored first.
+        """
+
+    @abstractmethod
+    def write_manifest(self, manifest: IndexManifest) -> None:
+        """Replace the stored manifest (e.g. a new ``updated_at``)."""
+
+    # ------------------------------------------------------------------ reading and search
+
+    @abstractmethod
+    def count(self) -> int:
+        """The number of stored rows."""
+
+    @abstractmethod
+    def iter_chunks(self, *, batch: int = 1000) -> Iterator[list[StoredChunk]]:
+        """Every stored chunk (text and metadata), in pages of at most ``batch``."""
+
+    @abstractmethod
+    def query(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[Hit]:
+        """The ``k`` rows most similar to ``vector`` that pass the filters, best first."""
+
+    async def aquery(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[Hit]:
+        """:meth:`query` for async callers; stores that wait on a network override it."""
+        return self.query(
+            vector, k, where=where, where_document=where_document, include_vectors=include_vectors
+        )
+
+    # ------------------------------------------------------------------ lookups for ingestion
+
+    @abstractmethod
+    def stored_sources(self, sources: Sequence[str]) -> dict[str, StoredSource]:
+        """Markers and roots of those ``sources`` that have a first chunk stored."""
+
+    @abstractmethod
+    def stored_metadata(self, ids: Sequence[str]) -> dict[str, Metadata]:
+        """The metadata of those ``ids`` that are stored."""
+
+    @abstractmethod
+    def stored_parts(self, wholes: Sequence[str]) -> list[StoredChunk]:
+        """The stored parts of over-long chunks whose ids are in ``wholes``."""
+
+    @abstractmethod
+    def vectors_for(self, content_hashes: Sequence[str]) -> dict[str, Vector]:
+        """One stored vector for each content hash that has one (the same text embedded)."""
+
+    @abstractmethod
+    def sources_under(self, root: str) -> set[str]:
+        """The sources added from the folder ``root``."""
+
+    # ------------------------------------------------------------------ writing
+
+    @abstractmethod
+    def write(self, group: Sequence[SourceWrite]) -> None:
+        """Commit finished sources (see the module docstring for the guarantees)."""
+
+    @abstractmethod
+    def delete_ids(self, ids: Sequence[str]) -> int:
+        """Delete the stored rows among ``ids``; returns how many there were."""
+
+    @abstractmethod
+    def delete_sources(self, sources: Sequence[str]) -> int:
+        """Delete every row of ``sources``; returns how many there were."""
+
+    # ------------------------------------------------------------------ migration
+
+    @abstractmethod
+    def recover(self) -> None:
+        """Finish (or undo) a switch to a side store that a crash interrupted."""
+
+    @abstractmethod
+    def side(self, manifest: IndexManifest, *, version: str) -> ChunkStore:
+        """A side store for re-embedding this index with ``manifest``'s model.
+
+        A side store left by an interrupted migration to the same model, begun when this
+        index had the same ``version`` (its ``updated_at``), is resumed; any other is replaced.
+        """
+
+    @abstractmethod
+    def switch(self, side: ChunkStore) -> None:
+        """Make the complete ``side`` store this index, crash-safely; the old rows go."""
+
+    # ------------------------------------------------------------------ LangChain
+
+    def vectorstore(self, embeddings: Embeddings, writer: IndexWriter) -> VectorStore:
+        """This store as a LangChain vector store whose writes go through ``writer``."""
+        msg = f"The store at {self.location} has no LangChain vector store view"
+        raise NotImplementedError(msg)

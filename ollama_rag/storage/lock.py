@@ -1,0 +1,64 @@
+"""One writer per index directory: an exclusive lock file, and who holds it.
+
+Chroma is thread-safe but not process-safe: two processes writing one directory silently lose
+vectors (reference/chroma.md §1). So a persistent index holds an exclusive lock for as long as
+it is open, and records its owner beside it so the refusal can say who has it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ollama_rag.errors import IndexLockedError
+
+__all__ = ["LOCK_FILE", "OWNER_FILE", "DirectoryLock", "read_owner"]
+
+LOCK_FILE = ".ollama-rag.lock"
+OWNER_FILE = ".ollama-rag.owner"
+
+
+def read_owner(directory: str | os.PathLike[str]) -> str:
+    """Who holds the lock on ``directory``, as a phrase for messages."""
+    try:
+        info = json.loads((Path(directory) / OWNER_FILE).read_text(encoding="utf-8"))
+        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class DirectoryLock:
+    """The exclusive lock of one index directory, taken at once or refused.
+
+    Args:
+        directory: The index directory (it must exist).
+        fix: What the refusal tells the user to do instead, after the cause.
+
+    Raises:
+        IndexLockedError: Another process holds the lock.
+    """
+
+    def __init__(self, directory: str, *, fix: str) -> None:
+        self.directory = directory
+        self._lock = FileLock(os.path.join(directory, LOCK_FILE), timeout=0, is_singleton=False)
+        try:
+            self._lock.acquire()
+        except Timeout as err:
+            msg = f"The index at {directory} is open for writing by {read_owner(directory)}. {fix}"
+            raise IndexLockedError(msg, path=directory) from err
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.now(timezone.utc).isoformat(),
+        }
+        (Path(directory) / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+
+    def release(self) -> None:
+        """Give the directory up (the owner record first, so it never names a dead holder)."""
+        (Path(self.directory) / OWNER_FILE).unlink(missing_ok=True)
+        self._lock.release()
