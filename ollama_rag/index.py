@@ -41,7 +41,7 @@ from ollama_rag.ollama import (
 )
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
-from ollama_rag.search import Searcher, check_search
+from ollama_rag.search import Searcher
 from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
 from ollama_rag.storage.chroma import ChromaStore
 
@@ -645,10 +645,7 @@ class RagIndex:
             A :class:`~langchain_core.retrievers.BaseRetriever`; per-call kwargs
             (``retriever.invoke(q, k=1)``) apply to that call.
         """
-        search_type = kwargs.pop("search_type", "similarity")
-        kwargs["search_kwargs"] = dict(kwargs.get("search_kwargs") or {})
-        check_search(search_type, kwargs["search_kwargs"])
-        return RagRetriever(searcher=self.searcher, search_type=search_type, **kwargs)
+        return RagRetriever(searcher=self.searcher, **kwargs)
 
     @property
     def vectorstore(self) -> VectorStore:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import itertools
 import os
 import queue
@@ -22,7 +23,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -205,7 +205,7 @@ def _display_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """What Ollama reports about an embedding model (``/api/tags`` + ``/api/show``).
 
@@ -731,7 +731,11 @@ class OllamaEmbedder(OllamaEmbeddings):
         """
         clients = self._pool._clients
         infos = [(url, probe_model(clients[url], self.model, url=url)) for url in self.urls]
-        return check_hosts_agree(infos, self.model)
+        info = check_hosts_agree(infos, self.model)
+        if self.num_ctx is not None and 0 < self.num_ctx < info.context_length:
+            # Every request carries this num_ctx: it is the context the model really gets.
+            info = dataclasses.replace(info, context_length=self.num_ctx)
+        return info
 
     # ------------------------------------------------------------------ sync
 
@@ -790,9 +794,8 @@ class OllamaEmbedder(OllamaEmbeddings):
                 del self._async[key]
         entry = self._async.get(id(loop))
         if entry is None or entry[0] is not loop:
-            clients = [cast(ollama.AsyncClient, self._async_client)]
-            clients += [
-                cast(ollama.AsyncClient, self._for_host(url)._async_client) for url in self.urls[1:]
+            clients = [
+                cast(ollama.AsyncClient, self._for_host(url)._async_client) for url in self.urls
             ]
             entry = self._async[id(loop)] = (loop, clients)
         return entry[1]

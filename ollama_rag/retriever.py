@@ -16,10 +16,9 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
-from ollama_rag.errors import ConfigError
-from ollama_rag.search import Searcher, check_search
+from ollama_rag.search import Searcher, check_search, with_k
 
 __all__ = ["RagRetriever"]
 
@@ -54,27 +53,17 @@ class RagRetriever(BaseRetriever):
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
     k: int | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_index(cls, data: Any) -> Any:
-        # RagRetriever(index=...) as documented before the searcher had a name of its own; any
-        # object with a .searcher works, so this module needs no import of RagIndex.
-        if isinstance(data, dict) and "index" in data and "searcher" not in data:
-            data = dict(data)
+    def __init__(self, **data: Any) -> None:
+        # Checked before pydantic sees them, so a bad argument raises ConfigError (with the
+        # fix in its message) rather than pydantic's wrapper.
+        if "index" in data and "searcher" not in data:
+            # RagRetriever(index=...) as documented before the searcher had a name of its
+            # own; any object with a .searcher works, so this module needs no RagIndex.
             data["searcher"] = data.pop("index").searcher
-        return data
-
-    @model_validator(mode="after")
-    def _check_kwargs(self) -> RagRetriever:
-        given = self.search_kwargs.get("k")
-        if self.k is not None and given is not None and given != self.k:
-            msg = f"k={self.k} and search_kwargs={{'k': {given}}} disagree; pass one of them"
-            raise ConfigError(msg)
-        if self.k is not None:
-            self.search_kwargs = {**self.search_kwargs, "k": self.k}
-        self.k = self.search_kwargs.get("k")
-        check_search(self.search_type, self.search_kwargs)
-        return self
+        data["search_kwargs"] = with_k(data.get("k"), dict(data.get("search_kwargs") or {}))
+        data["k"] = data["search_kwargs"].get("k")
+        check_search(data.get("search_type", "similarity"), data["search_kwargs"])
+        super().__init__(**data)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.storage.base import ChunkStore, Hit
 
-__all__ = ["SEARCH_KWARGS", "SEARCH_TYPES", "Searcher", "check_search"]
+__all__ = ["SEARCH_KWARGS", "SEARCH_TYPES", "Searcher", "check_search", "with_k"]
 
 SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
 _COMMON = frozenset({"k", "filter", "where_document", "include_root"})
@@ -65,6 +65,19 @@ def check_search(search_type: str, search_kwargs: Mapping[str, Any]) -> None:
             "search_kwargs={'score_threshold': 0.5} (cosine similarity, -1..1)"
         )
         raise ConfigError(msg)
+
+
+def with_k(k: int | None, search_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``search_kwargs`` with ``k`` in it (a retriever's ``k=`` and its search kwargs).
+
+    Raises:
+        ConfigError: The two give different values.
+    """
+    given = search_kwargs.get("k")
+    if k is not None and given is not None and given != k:
+        msg = f"k={k} and search_kwargs={{'k': {given}}} disagree; pass one of them"
+        raise ConfigError(msg)
+    return {**search_kwargs, "k": k} if k is not None else search_kwargs
 
 
 def _check_query(query: object, k: object) -> None:

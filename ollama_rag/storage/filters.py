@@ -4,8 +4,9 @@ Users filter searches with Chroma's syntax (``{"source": "a.md"}``, ``{"$and": [
 ``{"$contains": "富士"}``), and every store must accept the same filters. Chroma evaluates them
 itself; a store without a filter engine (a FAISS index, a test double) uses these functions.
 The semantics follow Chroma 1.5, checked against it in the test suite: a condition on a key the
-chunk does not have is false (``$ne``/``$nin`` included), ``$contains``/``$not_contains`` on a
-key test list membership, and several keys in one dict mean all of them.
+chunk does not have is false, except the negations (``$ne``, ``$nin``, ``$not_contains``),
+which it passes; ``$contains``/``$not_contains`` on a key test list membership; and several
+keys in one dict mean all of them.
 
 >>> matches({"$and": [{"lang": "ja"}, {"page": {"$gte": 2}}]}, {"lang": "ja", "page": 3})
 True
@@ -47,7 +48,8 @@ def _condition(key: str, condition: Any, metadata: Mapping[str, Any]) -> bool:
         raise _bad({key: condition}, "use one operator per key, and $and to combine them")
     ((op, operand),) = condition.items()
     if key not in metadata:
-        return False
+        # Chroma's negations are "not among the chunks that have it": a missing key passes.
+        return op in ("$ne", "$nin", "$not_contains")
     value = metadata[key]
     if op in ("$contains", "$not_contains"):
         inside = operand in value if isinstance(value, list) else value == operand
@@ -56,7 +58,8 @@ def _condition(key: str, condition: Any, metadata: Mapping[str, Any]) -> bool:
     if compare is None:
         raise _bad({key: condition}, f"unknown operator {op}")
     if isinstance(value, list):
-        return op in ("$ne", "$nin") and all(compare(v, operand) for v in value)
+        # Chroma keeps list values apart: scalar operators see them as missing.
+        return op in ("$ne", "$nin")
     try:
         return bool(compare(value, operand))
     except TypeError:  # e.g. "a" > 1: Chroma finds no match either

@@ -145,6 +145,10 @@ def _omit_zero(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v != 0 or k in ("embeddings", "embedding")}
 
 
+# Requests whose headers are kept (a test looks at a few; a benchmark must not grow memory).
+MAX_RECORDED_HEADERS = 10_000
+
+
 class OllamaAPI:
     """The state of one fake Ollama (models, counters, knobs) and its request handlers.
 
@@ -157,6 +161,7 @@ class OllamaAPI:
         self._models: dict[str, _Model] = {}
         self._requests: Counter[str] = Counter()
         self._received: dict[str, list[str]] = {}
+        self._headers: list[tuple[str, dict[str, str]]] = []
         self._failures: deque[Failure] = deque()
         self._per_request = 0.0
         self._per_input = 0.0
@@ -256,11 +261,23 @@ class OllamaAPI:
         with self._lock:
             return list(self._received.get(self._find(name).name, []))
 
+    def note_headers(self, path: str, headers: Mapping[str, str]) -> None:
+        """Record the HTTP headers of a request to ``path`` (see :meth:`request_headers`)."""
+        with self._lock:
+            if len(self._headers) < MAX_RECORDED_HEADERS:
+                self._headers.append((path, {k.lower(): v for k, v in headers.items()}))
+
+    def request_headers(self, path: str) -> list[dict[str, str]]:
+        """The headers of the requests to ``path`` since the last reset, in order."""
+        with self._lock:
+            return [dict(h) for p, h in self._headers if p == path]
+
     def reset_counters(self) -> None:
-        """Zero the request counts, received inputs, busy time and peak concurrency."""
+        """Zero the request counts, received inputs, headers, busy time and peak concurrency."""
         with self._lock:
             self._requests.clear()
             self._received.clear()
+            self._headers.clear()
             self._busy = 0.0
             self._peak = 0
 

@@ -124,6 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(Response(400, b"400 Bad Request", "text/plain"))
             return
         path = urlsplit(self.path).path
+        self.server.api.note_headers(path, dict(self.headers.items()))
         try:
             response = self.server.api.handle(self.command, path, body)
         except Exception as err:  # a bug here must not hang the client
@@ -338,8 +339,17 @@ class LocalOllama:
         """
         return self._api.received(model)
 
+    def request_headers(self, path: str = "/api/embed") -> list[dict[str, str]]:
+        """The HTTP headers of every request to ``path`` since the last reset, in order.
+
+        For checking what a client sends besides the body: an ``authorization`` header from a
+        URL with credentials, headers from ``client_kwargs``, the client's ``user-agent``.
+        Names are lower-case (HTTP header names are case-insensitive).
+        """
+        return self._api.request_headers(path)
+
     def reset_counters(self) -> None:
-        """Zero request counts, received inputs, :attr:`busy_seconds` and peak concurrency."""
+        """Zero request counts, received inputs, headers, busy time and peak concurrency."""
         self._api.reset_counters()
 
     def reset(self) -> None:
