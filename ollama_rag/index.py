@@ -8,7 +8,6 @@ model change is carried out by ``migration.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import os
 import threading
@@ -35,14 +34,13 @@ from ollama_rag.models import warn_if_english_only
 from ollama_rag.ollama import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_TIMEOUT,
-    ModelInfo,
     OllamaEmbedder,
     canonical_model_name,
 )
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
 from ollama_rag.search import Searcher
-from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
+from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
 
 if TYPE_CHECKING:
@@ -264,42 +262,13 @@ class RagIndex:
         embedder = self._embedder(model)
         try:
             info = embedder.probe()
-            manifest = self._store.create(self._new_manifest(info, **settings))
+            manifest = self._store.create(new_manifest(info, **settings))
             manifest.check_compatible(info, path=self.path)  # another client may have won
         except BaseException:
             embedder.close()
             raise
         embedder.close()
         return manifest, self._embedder(manifest.model, manifest), None
-
-    @staticmethod
-    def _new_manifest(
-        info: ModelInfo,
-        *,
-        chunk_size: int | None,
-        chunk_overlap: int | None,
-        document_prefix: str | None,
-        query_prefix: str | None,
-        base: IndexManifest | None = None,
-    ) -> IndexManifest:
-        """A manifest for ``info``; chunking from its context unless given or kept from ``base``."""
-        size, overlap = chunk_settings_for_context(info.context_length)
-        if base is not None and size >= base.chunk_size:
-            # Only a shorter context than the old model's needs smaller chunks from now on.
-            size, overlap = base.chunk_size, base.chunk_overlap
-        size = chunk_size if chunk_size is not None else size
-        overlap = chunk_overlap if chunk_overlap is not None else min(overlap, size // 5)
-        CJKTextSplitter(chunk_size=size, chunk_overlap=overlap)  # validates the pair
-        manifest = new_manifest(
-            info,
-            chunk_size=size,
-            chunk_overlap=overlap,
-            document_prefix=document_prefix,
-            query_prefix=query_prefix,
-        )
-        if base is not None:
-            manifest = dataclasses.replace(manifest, created_at=base.created_at)
-        return manifest
 
     def _use(self, manifest: IndexManifest, embedder: OllamaEmbedder) -> None:
         """Point this object at a manifest and an embedder for its model."""
@@ -691,10 +660,8 @@ class RagIndex:
             embedder = self._embedder(model)
             try:
                 info = embedder.probe()
-                manifest = self._new_manifest(
+                manifest = new_manifest(
                     info,
-                    chunk_size=None,
-                    chunk_overlap=None,
                     document_prefix=document_prefix,
                     query_prefix=query_prefix,
                     base=self._manifest,

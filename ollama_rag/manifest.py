@@ -22,6 +22,7 @@ from ollama_rag.errors import (
 )
 from ollama_rag.models import known_model
 from ollama_rag.ollama import ModelInfo
+from ollama_rag.splitting import CJKTextSplitter, chunk_settings_for_context
 
 __all__ = ["MANIFEST_FORMAT", "IndexManifest", "new_manifest", "now_iso"]
 
@@ -196,25 +197,41 @@ class IndexManifest:
 def new_manifest(
     info: ModelInfo,
     *,
-    chunk_size: int,
-    chunk_overlap: int,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
     document_prefix: str | None = None,
     query_prefix: str | None = None,
+    base: IndexManifest | None = None,
 ) -> IndexManifest:
-    """A manifest for a new index of ``info``; prefixes default to the registry's."""
+    """A manifest for an index of ``info`` (a new one, or ``base`` re-embedded with ``info``).
+
+    Chunking comes from the model's context unless given; a migration (``base``) keeps the old
+    chunking unless the new model's context is shorter, and keeps ``created_at``. Prefixes
+    default to the registry's for known models.
+
+    Raises:
+        ConfigError: ``chunk_size``/``chunk_overlap`` are not a valid pair.
+    """
+    size, overlap = chunk_settings_for_context(info.context_length)
+    if base is not None and size >= base.chunk_size:
+        size, overlap = base.chunk_size, base.chunk_overlap
+    size = chunk_size if chunk_size is not None else size
+    overlap = chunk_overlap if chunk_overlap is not None else min(overlap, size // 5)
+    CJKTextSplitter(chunk_size=size, chunk_overlap=overlap)  # validates the pair
     known = known_model(info.name)
     if document_prefix is None:
         document_prefix = known.document_prefix if known else ""
     if query_prefix is None:
         query_prefix = known.query_prefix if known else ""
-    return IndexManifest(
+    manifest = IndexManifest(
         model=info.name,
         digest=info.digest,
         dimension=info.dimension,
         context_length=info.context_length,
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
+        chunk_size=size,
+        chunk_overlap=overlap,
         document_prefix=document_prefix,
         query_prefix=query_prefix,
         library_version=__version__,
     )
+    return manifest if base is None else dataclasses.replace(manifest, created_at=base.created_at)

@@ -3,10 +3,10 @@
 chromadb checks ``sqlite3.sqlite_version_info`` while it is being imported and raises
 ``RuntimeError: Your system has an unsupported version of sqlite3. Chroma requires sqlite3 >=
 3.35.0.`` when it is lower (Ubuntu 20.04, for one, ships 3.31.1). The check reads whatever module
-``sys.modules["sqlite3"]`` holds, so binding the newer ``pysqlite3`` (from the ``pysqlite3-binary``
-wheel, Linux only) under that name *before* chromadb is imported gets past it. chromadb 1.5's Rust
-core bundles its own SQLite and does not use the Python module for storage, so the swap changes
-nothing else about how Chroma works.
+``sys.modules["sqlite3"]`` holds, so binding the newer ``pysqlite3`` (from the
+``pysqlite3-binary`` wheel, Linux x86_64 only) under that name *before* chromadb is imported
+gets past it. chromadb 1.5's Rust core bundles its own SQLite and does not use the Python
+module for storage, so the swap changes nothing else about how Chroma works.
 
 Usage::
 
@@ -60,7 +60,8 @@ _MIN_TEXT: Final = ".".join(map(str, MIN_SQLITE_VERSION))
 TOO_OLD_MESSAGE: Final = (
     "This Python's sqlite3 module links SQLite {installed}, but Chroma requires SQLite >= 3.35.0, "
     "and the replacement module pysqlite3 {problem}. Fix it with one of: "
-    '"pip install pysqlite3-binary" (Linux only), then call ollama_rag.sqlite_compat.ensure() '
+    '"pip install pysqlite3-binary" (Linux x86_64 only), then call '
+    "ollama_rag.sqlite_compat.ensure() "
     "or set OLLAMA_RAG_PYSQLITE3=auto before chromadb is imported; upgrade Python or its SQLite "
     "to >= 3.35.0; or run the Chroma server where SQLite is new enough (e.g. the chromadb/chroma "
     'Docker image) and connect with the thin client ("pip install chromadb-client"), which has no '
@@ -70,7 +71,7 @@ FORCED_UNAVAILABLE_MESSAGE: Final = (
     "pysqlite3 was requested (OLLAMA_RAG_PYSQLITE3=1 or ensure(force=True)) but it {problem}. "
     "The system sqlite3 (SQLite {installed}) is new enough for Chroma, so unset "
     "OLLAMA_RAG_PYSQLITE3 or set it to auto, or install the replacement: "
-    '"pip install pysqlite3-binary" (Linux only)'
+    '"pip install pysqlite3-binary" (Linux x86_64 only)'
 )
 CHROMADB_FIRST_NOTE: Final = (
     "chromadb was imported before ollama_rag.sqlite_compat.ensure() ran; its sqlite3 check runs "
