@@ -48,6 +48,7 @@ NOT_AN_EMBEDDING_MODEL_MESSAGE = (
     'Model "{model}" on {url} cannot compute embeddings (it is a chat/completion model) — '
     'use an embedding model such as "bge-m3": run "ollama pull bge-m3"'
 )
+INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
 MISMATCH_MESSAGE = (
     "This index was built with embedding model {recorded} and cannot be used with {requested}: "
     "{reason}. Vectors from two models must never be mixed. Either open it with the recorded model "

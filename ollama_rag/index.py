@@ -20,8 +20,10 @@ from langchain_ollama import OllamaEmbeddings
 
 from ollama_rag import loading, migration
 from ollama_rag.errors import (
+    INDEX_CLOSED_MESSAGE,
     ConfigError,
     EmbeddingModelMismatchError,
+    IndexClosedError,
     IndexNotFoundError,
 )
 from ollama_rag.ingest.documents import plan_documents, plan_texts, units_of
@@ -167,6 +169,7 @@ class RagIndex:
             msg = f"on_mismatch must be 'error' or 'migrate', got {on_mismatch!r}"
             raise ConfigError(msg)
         self.collection_name = collection
+        self._closed = False
         self._settings = OllamaEmbedder.settings_for(
             model=model,
             embeddings=embeddings,
@@ -303,17 +306,23 @@ class RagIndex:
 
     def count(self) -> int:
         """Return the number of stored chunks."""
+        self._live()
         return self._store.count()
 
     def close(self) -> None:
         """Release the store (client, directory lock) and the embedder. Safe to call twice.
 
-        Waits for a write running in another thread to finish first, so the lock is never
-        released while this process is still writing.
+        New calls are refused at once, but a write running in another thread is allowed to
+        finish first, so the lock is never released while this process is still writing.
         """
-        self._store.close()  # marks it closed at once: new calls are refused
+        self._closed = True
         with self._lock:
             self._finalizer()
+
+    def _live(self) -> None:
+        if self._closed:
+            msg = INDEX_CLOSED_MESSAGE.format(where=self._store.location)
+            raise IndexClosedError(msg, path=self.path)
 
     def __enter__(self) -> RagIndex:
         return self
@@ -322,7 +331,7 @@ class RagIndex:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._store.closed else f"chunks={self.count()}"
+        state = "closed" if self._closed else f"chunks={self.count()}"
         return (
             f"RagIndex(path={self.path!r}, collection={self.collection_name!r}, "
             f"model={self.model!r}, dimension={self._manifest.dimension}, {state})"
@@ -336,7 +345,7 @@ class RagIndex:
             ("model", m.model_label),
             ("context", f"{m.context_length} tokens"),
             ("chunking", f"{m.chunk_size} chars, overlap {m.chunk_overlap}"),
-            ("chunks", "closed" if self._store.closed else str(self.count())),
+            ("chunks", "closed" if self._closed else str(self.count())),
             ("updated", m.updated_at),
         ]
         body = "".join(
@@ -415,6 +424,7 @@ class RagIndex:
         return self._add(plan_documents(documents), replace=replace)
 
     def _add(self, planned: list[Any], *, replace: bool) -> list[str]:
+        self._live()
         total = sum(len(group.documents) for group in planned)
         show = total >= AUTO_PROGRESS_CHUNKS
         sample: list[str] = []
@@ -465,6 +475,7 @@ class RagIndex:
             An :class:`IngestReport` of files added/updated/unchanged/deleted/failed, chunks
             embedded and reused, requests made and time taken.
         """
+        self._live()
         entries = list(loading.discover(paths, glob=glob, exclude=exclude))
         report = IngestReport()
         show = progress if progress is not None else len(entries) >= AUTO_PROGRESS_FILES
@@ -510,6 +521,7 @@ class RagIndex:
         if isinstance(ids, str):
             msg = f"delete(ids=...) takes a list of ids; wrap a single one: delete(ids=[{ids!r}])"
             raise ConfigError(msg)
+        self._live()
         with self._lock:
             if source is not None:
                 deleted = self._store.delete_sources([source])
@@ -542,6 +554,7 @@ class RagIndex:
         Returns:
             ``(Document, score)`` pairs, best first; score is cosine similarity (1 = identical).
         """
+        self._live()
         return self.searcher.search_with_scores(
             query, k, filter=filter, where_document=where_document, include_root=include_root
         )
@@ -561,7 +574,7 @@ class RagIndex:
         character offsets ``start_index``/``end_index`` into its source text, and the source's
         own metadata (see :meth:`search_with_scores` for the arguments).
         """
-        hits = self.searcher.search_with_scores(
+        hits = self.search_with_scores(
             query, k, filter=filter, where_document=where_document, include_root=include_root
         )
         return [doc for doc, _ in hits]
@@ -591,6 +604,7 @@ class RagIndex:
         Returns:
             Documents in MMR selection order, with ``score`` (cosine similarity) in metadata.
         """
+        self._live()
         return self.searcher.max_marginal_relevance_search(
             query,
             k,
@@ -614,6 +628,7 @@ class RagIndex:
             A :class:`~langchain_core.retrievers.BaseRetriever`; per-call kwargs
             (``retriever.invoke(q, k=1)``) apply to that call.
         """
+        self._live()
         return RagRetriever(searcher=self.searcher, **kwargs)
 
     @property
@@ -625,6 +640,7 @@ class RagIndex:
         guarded, ``delete(ids)`` deletes by id), and writes that would bypass it (chosen ids,
         ``update_document``, ``reset_collection``, ...) are refused.
         """
+        self._live()
         return self._store.vectorstore(self.embeddings, self)
 
     # ------------------------------------------------------------------ migrating
@@ -655,8 +671,8 @@ class RagIndex:
         Returns:
             An :class:`IngestReport` with the chunks embedded and reused.
         """
+        self._live()
         with self._lock:
-            self._store.check_open()
             embedder = self._embedder(model)
             try:
                 info = embedder.probe()

@@ -118,3 +118,36 @@ def test_finished_sources_are_written_while_slow_batches_are_still_running(
         assert index.count() == 6
     # Sources were stored one by one as their batches came back, not all at the end.
     assert any(0 < n < 6 for n in seen_during_run)
+
+
+def test_close_refuses_new_calls_at_once_but_lets_a_running_write_finish(
+    tmp_path: Path, fresh_ollama: LocalOllama
+) -> None:
+    from ollama_rag import IndexClosedError
+
+    texts = [story(i) for i in range(6)]
+    fresh_ollama.set_delay(per_request=0.2)
+    index = RagIndex(tmp_path, model="bge-m3", base_url=fresh_ollama.url, batch_size=2)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            index.add_texts(texts)
+        except BaseException as err:  # reported to the test thread
+            errors.append(err)
+
+    worker = threading.Thread(target=write)
+    worker.start()
+    while not fresh_ollama.request_count("bge-m3"):
+        time.sleep(0.01)
+    index.close()  # returns only once the write in the other thread is done
+    assert not worker.is_alive()
+    worker.join()
+    assert errors == []
+    with pytest.raises(IndexClosedError, match="closed"):
+        index.add_texts(["もう一つ。"])
+    with pytest.raises(IndexClosedError, match="closed"):
+        index.search("歴史")
+    fresh_ollama.reset()
+    with RagIndex(tmp_path, base_url=fresh_ollama.url) as again:
+        assert len(complete_sources(again)) == 6

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
-from ollama_rag.errors import IndexClosedError
+from ollama_rag.errors import INDEX_CLOSED_MESSAGE, IndexClosedError
 from ollama_rag.storage.schema import Metadata
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class ChunkStore(ABC):
             IndexClosedError: The store is closed.
         """
         if self._closed:
-            msg = f"The index at {self.location} is closed; open it again with RagIndex(...)"
+            msg = INDEX_CLOSED_MESSAGE.format(where=self.location)
             raise IndexClosedError(msg, path=self.path)
 
     @property
