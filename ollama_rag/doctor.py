@@ -7,7 +7,6 @@ every check says what it found and, when it failed, the exact command or call th
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
@@ -40,7 +39,7 @@ from ollama_rag.ollama import (
 )
 from ollama_rag.sqlite_compat import MIN_SQLITE_VERSION, current_backend
 from ollama_rag.storage.chroma import chroma_version, read_collections
-from ollama_rag.storage.lock import LOCK_FILE, OWNER_FILE
+from ollama_rag.storage.lock import LOCK_FILE, read_owner
 
 __all__ = [
     "DoctorCheck",
@@ -411,14 +410,6 @@ def _check_path(directory: Path) -> DoctorCheck:
     )
 
 
-def _read_owner(directory: Path) -> tuple[str, int | None]:
-    try:
-        info = json.loads((directory / OWNER_FILE).read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']} since {info['since']}", int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process", None
-
-
 def _collection_lines(
     collections: Sequence[tuple[str, Mapping[str, Any], int]],
 ) -> list[tuple[str | None, str]]:
@@ -446,7 +437,7 @@ def _check_index(directory: Path, server_models: set[str] | None) -> DoctorCheck
     try:
         lock.acquire()
     except Timeout:
-        owner, pid = _read_owner(directory)
+        owner, pid = read_owner(directory)
         if pid == os.getpid():
             return DoctorCheck("index", True, f"{directory} is open in this process ({owner})")
         detail = f"{directory} is in use by {owner}; its collections were not read"

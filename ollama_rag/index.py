@@ -196,10 +196,7 @@ class RagIndex:
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
             if pull and model is not None:
-                from ollama_rag.pull import ensure_model
-
-                for url in self.base_urls:
-                    ensure_model(model, base_url=url, timeout=timeout)
+                self._pull(model)
             manifest, embedder, pending = self._open(
                 model,
                 on_mismatch=on_mismatch,
@@ -231,6 +228,17 @@ class RagIndex:
             }
         return OllamaEmbedder.build(**{**self._settings, "model": model, **recorded})
 
+    def _pull(self, model: str) -> None:
+        """Pull ``model`` on every host that lacks it, through the embedder's own clients."""
+        from ollama_rag.pull import ensure_model
+
+        puller = self._embedder(model)
+        try:
+            for url, client in puller.pool.clients.items():
+                ensure_model(model, base_url=url, client=client)
+        finally:
+            puller.close()
+
     def _open(
         self, model: str | None, *, on_mismatch: str, settings: dict[str, Any]
     ) -> tuple[IndexManifest, OllamaEmbedder, str | None]:
@@ -250,10 +258,13 @@ class RagIndex:
                     manifest.check_model_name(requested, path=self.path)
                 manifest.check_compatible(embedder.probe(), path=self.path)
             except EmbeddingModelMismatchError:
-                if on_mismatch != "migrate":
-                    embedder.close()
-                    raise
-                return manifest, embedder, model or manifest.model
+                if on_mismatch == "migrate":
+                    return manifest, embedder, model or manifest.model
+                embedder.close()
+                raise
+            except BaseException:
+                embedder.close()
+                raise
             return manifest, embedder, None
 
         if model is None:

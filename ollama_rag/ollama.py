@@ -485,6 +485,11 @@ class EmbeddingPool:
                     self._free.put(url)
             attempt += 1
 
+    @property
+    def clients(self) -> Mapping[str, ollama.Client]:
+        """The ``ollama.Client`` of each host, by base URL."""
+        return self._clients
+
     def fail_fast(self) -> None:
         """Stop retrying (after a batch failed for good): what is left is tried once each."""
         self._fail_fast.set()
@@ -729,7 +734,7 @@ class OllamaEmbedder(OllamaEmbeddings):
             EmbeddingModelMismatchError: Two hosts serve different versions of it.
             OllamaError: As :func:`probe_model`, for the first host that fails.
         """
-        clients = self._pool._clients
+        clients = self._pool.clients
         infos = [(url, probe_model(clients[url], self.model, url=url)) for url in self.urls]
         info = check_hosts_agree(infos, self.model)
         if self.num_ctx is not None and 0 < self.num_ctx < info.context_length:

@@ -7,6 +7,7 @@ tqdm bar per layer like ``ollama pull NAME``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Final
 
@@ -91,12 +92,22 @@ def _pull_failed_missing(err: ollama.ResponseError) -> bool:
     return "file does not exist" in text or "not found" in text or "manifest unknown" in text
 
 
+def _client(
+    url: str, timeout: float | None, client: ollama.Client | None
+) -> contextlib.AbstractContextManager[ollama.Client]:
+    """The caller's client (left open), or a new one for ``url`` (closed after use)."""
+    if client is not None:
+        return contextlib.nullcontext(client)
+    return ollama.Client(host=url, timeout=timeout)
+
+
 def pull_model(
     name: str,
     *,
     base_url: str | None = None,
     progress: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    client: ollama.Client | None = None,
 ) -> None:
     """Pull ``name`` through Ollama's ``/api/pull``, like ``ollama pull NAME``.
 
@@ -107,6 +118,8 @@ def pull_model(
         base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
         progress: Show a tqdm bar per layer (bytes) and Ollama's status lines on stderr.
         timeout: Seconds to wait for each streamed line (not for the whole download).
+        client: An ``ollama.Client`` for ``base_url`` to pull through (its headers,
+            credentials and timeout), instead of a new one.
 
     Raises:
         ModelNotFoundError: The registry has no such model or tag; the message points at
@@ -119,9 +132,9 @@ def pull_model(
     shown = _display_url(url)
     bars = _PullProgress(name, enabled=progress)
     try:
-        with translate_errors(url, name), ollama.Client(host=url, timeout=timeout) as client:
+        with translate_errors(url, name), _client(url, timeout, client) as pulling:
             try:
-                for part in client.pull(name, stream=True):
+                for part in pulling.pull(name, stream=True):
                     bars.update(part)
             except ollama.ResponseError as err:
                 if not _pull_failed_missing(err):
@@ -138,6 +151,7 @@ def ensure_model(
     base_url: str | None = None,
     progress: bool = True,
     timeout: float | None = DEFAULT_TIMEOUT,
+    client: ollama.Client | None = None,
 ) -> ModelInfo:
     """Return the model's info, pulling it first if the server does not have it.
 
@@ -152,6 +166,8 @@ def ensure_model(
         base_url: Ollama URL; defaults to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
         progress: Show the download's progress bars on stderr (tqdm; widgets in notebooks).
         timeout: Seconds per HTTP request (for the pull: per streamed line).
+        client: An ``ollama.Client`` for ``base_url`` to use (its headers, credentials and
+            timeout), instead of a new one.
 
     Returns:
         What Ollama reports about the model (:class:`~ollama_rag.ollama.ModelInfo`).
@@ -162,14 +178,14 @@ def ensure_model(
         NotAnEmbeddingModelError: The model (already present or just pulled) cannot embed.
     """
     url = resolve_base_url(base_url)
-    with ollama.Client(host=url, timeout=timeout) as client:
+    with _client(url, timeout, client) as asking:
         try:
-            return probe_model(client, name, url=url)
+            return probe_model(asking, name, url=url)
         except ModelNotFoundError:
             pass
-        pull_model(name, base_url=url, progress=progress, timeout=timeout)
+        pull_model(name, base_url=url, progress=progress, timeout=timeout, client=asking)
         try:
-            return probe_model(client, name, url=url)
+            return probe_model(asking, name, url=url)
         except NotAnEmbeddingModelError as err:
             msg = f'{err}. It was pulled just now: remove it with "ollama rm {name}"'
             raise NotAnEmbeddingModelError(msg, url=err.url, model=err.model) from err

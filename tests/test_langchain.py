@@ -209,3 +209,18 @@ def test_a_second_host_gets_the_same_headers(tmp_path: Path) -> None:
             seen = server.request_headers("/api/embed")
             assert seen
             assert all(h.get("x-team") == "a" for h in seen)
+
+
+def test_pull_goes_through_the_users_client_too(tmp_path: Path) -> None:
+    with LocalOllama({"bge-m3": HashEmbeddingModel(dimension=16, seed=1)}) as server:
+        server.add_model("nomic-embed-text", HashEmbeddingModel(dimension=8), installed=False)
+        mine = OllamaEmbeddings(
+            model="nomic-embed-text",
+            base_url=server.url,
+            client_kwargs={"headers": {"X-Team": "search"}},
+        )
+        with RagIndex(tmp_path, embeddings=mine, pull=True) as index:
+            assert index.manifest.dimension == 8
+        pulls = server.request_headers("/api/pull")
+        assert pulls
+        assert all(h.get("x-team") == "search" for h in pulls)

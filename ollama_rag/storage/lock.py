@@ -23,13 +23,13 @@ LOCK_FILE = ".ollama-rag.lock"
 OWNER_FILE = ".ollama-rag.owner"
 
 
-def read_owner(directory: str | os.PathLike[str]) -> str:
-    """Who holds the lock on ``directory``, as a phrase for messages."""
+def read_owner(directory: str | os.PathLike[str]) -> tuple[str, int | None]:
+    """Who holds the lock on ``directory``: a phrase for messages, and the pid if recorded."""
     try:
         info = json.loads((Path(directory) / OWNER_FILE).read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+        return f"pid {info['pid']} on {info['host']} since {info['since']}", int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        return "another process", None
 
 
 class DirectoryLock:
@@ -49,7 +49,8 @@ class DirectoryLock:
         try:
             self._lock.acquire()
         except Timeout as err:
-            msg = f"The index at {directory} is open for writing by {read_owner(directory)}. {fix}"
+            holder, _ = read_owner(directory)
+            msg = f"The index at {directory} is open for writing by {holder}. {fix}"
             raise IndexLockedError(msg, path=directory) from err
         owner = {
             "pid": os.getpid(),
