@@ -7,16 +7,37 @@ paragraphs into files under a numbered heading. Every file draws from its own
 is a pure function of its parameters and any one file can be regenerated alone. With ~100
 words per slot, two chunks of even a hundred characters essentially never coincide, so no
 chunk is shared between files and content-hash reuse cannot skip work.
+
+:func:`passages` makes the same prose as separate passages in one language, titled in groups
+(the shapes of ``bench_entrypoints``: texts with metadata, documents grouped by source, one file
+each); :func:`queries` makes search queries of varied length; :func:`jsquad_passages` reads the
+real JSQuAD passages when the shared evaluation data is present.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Corpus", "write_corpus", "write_corpus_bytes"]
+__all__ = [
+    "JSQUAD_PASSAGES",
+    "Corpus",
+    "Passage",
+    "jsquad_passages",
+    "passages",
+    "queries",
+    "write_corpus",
+    "write_corpus_bytes",
+    "write_passages",
+]
+
+# The shared evaluation data beside the checkout (absent in CI, which checks out the repo alone).
+JSQUAD_PASSAGES = (
+    Path(__file__).resolve().parents[2] / "shared" / "eval" / "jsquad" / "passages.jsonl"
+)
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -163,3 +184,92 @@ def write_corpus_bytes(
     # The generated text is CJK with ASCII-free punctuation: 3 bytes per character.
     files = max(1, round(total_bytes / bytes_per_file))
     return write_corpus(directory, files=files, chars_per_file=bytes_per_file // 3, seed=seed)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One passage of text and the title it shares with the others of its group."""
+
+    title: str
+    text: str
+
+
+def _title(language: str, group: int, seed: int) -> str:
+    r = random.Random(f"{seed}:{language}:title:{group}")
+    if language == "ja":
+        return f"{group + 1}. {r.choice(_JA_NOUNS)}の{r.choice(_JA_NOUNS)}"
+    return f"{group + 1}. {r.choice(_ZH_NOUNS)}与{r.choice(_ZH_NOUNS)}"
+
+
+def _passage(language: str, index: int, chars: tuple[int, int], seed: int) -> str:
+    """Sentences in one language until a length drawn from ``chars``; a line break every 3-8."""
+    r = random.Random(f"{seed}:{language}:{index}")
+    target = r.randint(*chars)
+    sentence = _SENTENCE[language]
+    paragraphs: list[str] = []
+    size = 0
+    while size < target:
+        paragraph = ""
+        for _ in range(r.randint(3, 8)):
+            paragraph += sentence(r)
+            if size + len(paragraph) >= target:
+                break
+        paragraphs.append(paragraph)
+        size += len(paragraph) + 1
+    return "\n".join(paragraphs)
+
+
+def passages(
+    count: int, *, language: str, chars: tuple[int, int], per_title: int = 8, seed: int = 0
+) -> list[Passage]:
+    """``count`` passages of ``language`` ("ja" or "zh") prose, titled in groups.
+
+    Each passage is about ``chars`` (min, max) characters long: it ends with the sentence that
+    reaches a length drawn from that range. Every ``per_title`` consecutive passages share a
+    title. Passage ``i`` depends only on ``(seed, language, i)``.
+    """
+    return [
+        Passage(_title(language, i // per_title, seed), _passage(language, i, chars, seed))
+        for i in range(count)
+    ]
+
+
+def write_passages(directory: Path, items: Sequence[Passage]) -> Corpus:
+    """Write one UTF-8 file ``p-NNNNN.txt`` per passage (its text only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    characters = size = 0
+    for index, passage in enumerate(items):
+        data = passage.text.encode("utf-8")
+        (directory / f"p-{index:05d}.txt").write_bytes(data)
+        characters += len(passage.text)
+        size += len(data)
+    return Corpus(directory, len(items), characters, size)
+
+
+def jsquad_passages(path: Path = JSQUAD_PASSAGES) -> list[Passage] | None:
+    """The JSQuAD passages (JSON lines with ``title`` and ``text``); None without the file."""
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines if line.strip()]
+    return [Passage(str(row["title"]), str(row["text"])) for row in rows]
+
+
+def queries(count: int, *, seed: int = 0) -> list[str]:
+    """``count`` search queries, alternately Japanese and Chinese, of varied length.
+
+    A quarter are two nouns (3-9 characters), half one sentence, a quarter two or three.
+    """
+    out = []
+    for index in range(count):
+        r = random.Random(f"{seed}:query:{index}")
+        language = "ja" if index % 2 == 0 else "zh"
+        kind = r.random()
+        if kind < 0.25:
+            nouns = _JA_NOUNS if language == "ja" else _ZH_NOUNS
+            joint = "の" if language == "ja" else "的"
+            out.append(f"{r.choice(nouns)}{joint}{r.choice(nouns)}")
+        else:
+            sentences = 1 if kind < 0.75 else r.randint(2, 3)
+            out.append("".join(_SENTENCE[language](r) for _ in range(sentences)))
+    return out

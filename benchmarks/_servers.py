@@ -2,10 +2,12 @@
 
 An in-process LocalOllama would compute hash embeddings and encode JSON under the ingesting
 process's GIL, so a benchmark would measure the two competing for one interpreter. Here each
-server is a child ``python -m benchmarks._servers MODEL DIM CONTEXT SEED``: it starts
+server is a child ``python -m benchmarks._servers MODEL DIM CONTEXT SEED [SECOND]``: it starts
 :class:`~ollama_rag.testing.LocalOllama`, prints its URL, then answers one JSON command per
 line (``set_delay``, ``reset_counters``, ``stats``, ``drain``, ``stop``) until told to stop or
-until its stdin closes (so a dead parent never leaves servers behind).
+until its stdin closes (so a dead parent never leaves servers behind). With ``SECOND`` it also
+serves a second hash model of that name (seed ``SEED + 1``: other vectors, another digest), the
+model an index migrates to; its requests count in the same counters.
 """
 
 from __future__ import annotations
@@ -33,12 +35,20 @@ class ServerStats:
     inputs: int
 
 
-def _child(model: str, dimension: int, context_length: int, seed: int) -> None:
-    """Serve one hash model; commands on stdin, answers on stdout, one JSON object per line."""
+def _child(
+    model: str, dimension: int, context_length: int, seed: int, second: str | None = None
+) -> None:
+    """Serve one hash model (two with ``second``); commands on stdin, answers on stdout."""
     from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
-    spec = HashEmbeddingModel(dimension=dimension, context_length=context_length, seed=seed)
-    with LocalOllama({model: spec}) as server:
+    specs = {
+        model: HashEmbeddingModel(dimension=dimension, context_length=context_length, seed=seed)
+    }
+    if second is not None:
+        specs[second] = HashEmbeddingModel(
+            dimension=dimension, context_length=context_length, seed=seed + 1
+        )
+    with LocalOllama(specs) as server:
         # Counters moved out of the server by "drain", which resets it and so drops the input
         # texts it recorded: they would otherwise pile up in this process on the long runs.
         carried = ServerStats(0.0, 0, 0)
@@ -46,8 +56,8 @@ def _child(model: str, dimension: int, context_length: int, seed: int) -> None:
         def current() -> ServerStats:
             return ServerStats(
                 carried.busy_seconds + server.busy_seconds,
-                carried.requests + server.request_count(model),
-                carried.inputs + len(server.received(model)),
+                carried.requests + sum(server.request_count(m) for m in specs),
+                carried.inputs + sum(len(server.received(m)) for m in specs),
             )
 
         def answer(payload: dict[str, Any]) -> None:
@@ -85,15 +95,25 @@ class ServerProcess:
     """A LocalOllama serving one hash model (``model``) in a child process.
 
     Servers built with the same ``dimension``, ``context_length`` and ``seed`` serve the same
-    digest, so a RagIndex accepts them together as hosts. The constructor returns at once;
-    :meth:`wait_ready` waits for the URL (so several servers start concurrently).
+    digest, so a RagIndex accepts them together as hosts. ``second_model`` names a second hash
+    model served alongside (for migrations). The constructor returns at once; :meth:`wait_ready`
+    waits for the URL (so several servers start concurrently).
     """
 
     def __init__(
-        self, model: str, *, dimension: int, context_length: int = 8192, seed: int = 1
+        self,
+        model: str,
+        *,
+        dimension: int,
+        context_length: int = 8192,
+        seed: int = 1,
+        second_model: str | None = None,
     ) -> None:
         self.model = model
+        self.second_model = second_model
         args = [model, str(dimension), str(context_length), str(seed)]
+        if second_model is not None:
+            args.append(second_model)
         self._process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks._servers", *args],
             cwd=ROOT,
@@ -169,14 +189,24 @@ class ServerProcess:
 
 @contextmanager
 def running_servers(
-    count: int, model: str, *, dimension: int, context_length: int = 8192, seed: int = 1
+    count: int,
+    model: str,
+    *,
+    dimension: int,
+    context_length: int = 8192,
+    seed: int = 1,
+    second_model: str | None = None,
 ) -> Iterator[list[ServerProcess]]:
     """Start ``count`` identical server processes (concurrently) and stop them on exit."""
     with ExitStack() as stack:
         servers = []
         for _ in range(count):
             server = ServerProcess(
-                model, dimension=dimension, context_length=context_length, seed=seed
+                model,
+                dimension=dimension,
+                context_length=context_length,
+                seed=seed,
+                second_model=second_model,
             )
             stack.callback(server.close)
             servers.append(server)
@@ -186,4 +216,4 @@ def running_servers(
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    _child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])

@@ -36,7 +36,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -47,11 +46,21 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._corpus import Corpus, write_corpus, write_corpus_bytes
+from benchmarks._report import QUICK_ENV as QUICK_ENV  # re-exported: the smoke test sets it
+from benchmarks._report import (
+    machine,
+    mode,
+    quick_requested,
+    seconds,
+    select,
+    summary,
+    table,
+    verdict,
+)
 from benchmarks._servers import ROOT, ServerProcess, running_servers
 from ollama_rag import RagIndex
 from ollama_rag.testing import chroma_server
 
-QUICK_ENV = "OLLAMA_RAG_BENCH_QUICK"
 TRACE_ENV = "OLLAMA_RAG_BENCH_TRACEMALLOC"
 PARTS_ENV = "OLLAMA_RAG_BENCH_PARTS"
 PARTS = ("throughput", "memory", "bounds")  # benchmarks 1-4, benchmark 5, diagnostics
@@ -118,65 +127,19 @@ QUICK = Settings(
 
 def settings_for(quick: bool | None = None) -> Settings:
     """QUICK when asked, or when ``OLLAMA_RAG_BENCH_QUICK`` is set to anything but 0/empty."""
-    if quick is None:
-        quick = os.environ.get(QUICK_ENV, "") not in ("", "0")
-    return QUICK if quick else FULL
+    return QUICK if quick_requested(quick) else FULL
 
 
 def parts_for(parts: Sequence[str] | None = None) -> tuple[str, ...]:
     """The parts to run: ``parts``, else ``OLLAMA_RAG_BENCH_PARTS`` (comma-separated), else all."""
-    if parts is None:
-        parts = [p.strip() for p in os.environ.get(PARTS_ENV, "").split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        msg = f"unknown benchmark part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}"
-        raise ValueError(msg)
-    return tuple(p for p in PARTS if p in parts) if parts else PARTS
+    return select(parts, PARTS, PARTS_ENV, "benchmark part")
 
 
 # ---------------------------------------------------------------------------- printing
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = f"{cells[0]:<{widths[0]}}"
-        rest = [f"{c:>{w}}" for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    return "\n".join([line(headers), *(line(r) for r in rows)])
-
-
-def seconds(value: float) -> str:
-    return f"{value:.2f} s"
-
-
 def megabytes(value: float) -> str:
     return f"{value / 1e6:,.1f} MB" if abs(value) >= 1e7 else f"{value / 1e6:,.2f} MB"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 # ---------------------------------------------------------------------------- ingest runs
@@ -694,11 +657,7 @@ def main(quick: bool | None = None, parts: Sequence[str] | None = None) -> Resul
     s = settings_for(quick)
     chosen = parts_for(parts)
     results = Results()
-    print(
-        f"mode: {'QUICK (smoke test; figures not meaningful)' if s.quick else 'full'}; "
-        f"parts: {', '.join(chosen)}; machine: {os.cpu_count()} CPUs, {cpu_model()}; "
-        f"Python {platform.python_version()}; load average {load_average()}"
-    )
+    print(f"mode: {mode(s.quick)}; parts: {', '.join(chosen)}; {machine()}")
     with tempfile.TemporaryDirectory(prefix="ollama-rag-bench-") as tmp:
         work = Path(tmp)
         if "throughput" in chosen:
@@ -721,13 +680,8 @@ def main(quick: bool | None = None, parts: Sequence[str] | None = None) -> Resul
             count = max((1, *s.hosts))
             with running_servers(count, MODEL, dimension=s.dimension, seed=SEED) as servers:
                 bench_bounds(Bench(s, servers, work / "bounds"))
-    missed = [name for name, ok in results.verdicts.items() if not ok]
     print()
-    print(
-        f"summary: {len(results.verdicts) - len(missed)} of {len(results.verdicts)} targets met"
-        + (f"; MISSED: {', '.join(missed)}" if missed else "")
-        + f"; load average {load_average()}"
-    )
+    print(summary(results.verdicts))
     return results
 
 

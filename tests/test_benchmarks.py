@@ -1,4 +1,5 @@
-"""Smoke test of the benchmarks: they are listed, and the ingestion and Chroma ones run quickly.
+"""Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search and
+Chroma ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
 are the benchmarks' business (``make bench``), never asserted here.
@@ -6,6 +7,7 @@ are the benchmarks' business (``make bench``), never asserted here.
 
 from __future__ import annotations
 
+import importlib
 import math
 import subprocess
 import sys
@@ -37,6 +39,8 @@ def test_list_names_both_benchmarks() -> None:
     assert "bench_ingest" in listed
     assert "bench_splitter" in listed
     assert "bench_chroma_writes" in listed
+    assert "bench_entrypoints" in listed
+    assert "bench_search" in listed
 
 
 @pytest.mark.slow
@@ -93,3 +97,63 @@ def test_chroma_writes_benchmark_quick_mode(
         assert label in out
         assert math.isfinite(ms)
         assert ms > 0
+
+
+def _benchmark(monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
+    """Import ``benchmarks.<name>`` (benchmarks/ is not an installed package)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.mark.slow
+def test_entrypoints_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_entrypoints")
+    monkeypatch.delenv(bench.ENTRYPOINTS_ENV, raising=False)
+    monkeypatch.delenv(bench.SHAPES_ENV, raising=False)
+    # As in CI, which checks out the repository without ../shared: that shape is skipped.
+    monkeypatch.setattr(bench, "JSQUAD", tmp_path / "absent.jsonl")
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert "skipped shape ja-jsquad" in out
+    assert set(results.skipped) == {"ja-jsquad"}
+    assert "summary:" in out
+    assert results.entry_points == set(bench.ENTRY_POINT_NAMES)
+    for figure in results.figures:
+        assert figure.entry.label in out
+        assert set(figure.runs) == {1, *bench.QUICK.hosts}
+        ratios = [figure.overhead, *(figure.speedup(h) for h in bench.QUICK.hosts)]
+        for ratio in ratios:
+            assert math.isfinite(ratio)
+            assert ratio > 0
+        best = figure.best(1)
+        assert best.chunks > 0
+        assert best.inputs >= best.chunks  # generated text: nothing reused by content
+    assert len(results.verdicts) == len(results.figures) * (1 + len(bench.QUICK.hosts))
+
+
+@pytest.mark.slow
+def test_search_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_search")
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert "summary:" in out
+    assert set(results.figures) == set(bench.QUICK.dimensions)
+    for figures in results.figures.values():
+        assert figures.chunks > 0
+        assert figures.queries == bench.QUICK.queries
+        values = [figures.ratio, *figures.p50.values(), *figures.p95.values()]
+        for value in values:
+            assert math.isfinite(value)
+            assert value > 0
+        assert set(figures.p50) >= {bench.SEARCH, bench.BASELINE, bench.MMR, bench.FILTERED}
+    assert set(results.verdicts) == {f"search/baseline {d}-d" for d in bench.QUICK.dimensions}
