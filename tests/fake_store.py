@@ -168,7 +168,7 @@ class MemoryStore(ChunkStore):
         self._call("write")
         rows = self.data.rows
         for w in group:
-            if w.marker is not None and w.existed:
+            if w.unmark:
                 for row in rows.values():
                     if row.metadata.get(SOURCE) == w.source:
                         row.metadata.pop(COMPLETE, None)

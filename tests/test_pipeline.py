@@ -151,3 +151,44 @@ def test_close_refuses_new_calls_at_once_but_lets_a_running_write_finish(
     fresh_ollama.reset()
     with RagIndex(tmp_path, base_url=fresh_ollama.url) as again:
         assert len(complete_sources(again)) == 6
+
+
+def test_a_long_source_is_written_as_it_is_embedded_and_committed_last(
+    tmp_path: Path, fresh_ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ollama_rag.ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_ROWS", 8)  # a "long" source is 8 chunks here
+    text = "".join(story(i) for i in range(8))
+    with RagIndex(
+        tmp_path, model="bge-m3", base_url=fresh_ollama.url, chunk_size=40, batch_size=4
+    ) as index:
+        index.add_texts([text], source="big.txt")
+        total = index.count()
+        assert total > 24
+        # Rewrite it (every chunk changed) on a slow server, watching from another thread.
+        fresh_ollama.set_delay(per_request=0.15)
+        changed = text.replace("巻", "冊")
+        done = threading.Event()
+        seen: list[tuple[int, bool]] = []
+
+        def rewrite() -> None:
+            try:
+                index.add_texts([changed], source="big.txt")
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=rewrite)
+        worker.start()
+        while not done.is_set():
+            seen.append((index.count(), "big.txt" in complete_sources(index)))
+            time.sleep(0.02)
+        worker.join()
+        stored = index.vectorstore.get(where={"source": "big.txt"}, include=["documents"])
+        firsts = complete_sources(index)
+    # While the new chunks were being written the source was never taken for complete...
+    assert any(count > total and not marked for count, marked in seen)
+    assert not any(count > total and marked for count, marked in seen)
+    # ...and once committed it holds exactly its new chunks, marked.
+    assert "big.txt" in firsts
+    assert sorted(stored["documents"]) == sorted(index.splitter.split_text(changed))

@@ -82,19 +82,19 @@ def plan_texts(
     if metadatas is not None and len(metadatas) != len(text_list):
         msg = f"Got {len(text_list)} texts but {len(metadatas)} metadatas; pass one per text"
         raise ConfigError(msg)
-    documents = []
+    items: list[tuple[str, Mapping[str, Any]]] = []
     for i, text in enumerate(text_list):
         if not isinstance(text, str):
             msg = f"Text {i} is a {type(text).__name__}, not a str; decode or convert it first"
             raise ConfigError(msg)
-        meta = dict(metadatas[i]) if metadatas is not None else {}
+        meta: Mapping[str, Any] = metadatas[i] if metadatas is not None else {}
         if source is not None:
-            meta[SOURCE] = source
-        documents.append(Document(page_content=text, metadata=meta))
-    return plan_documents(documents, stacklevel=4)
+            meta = {**meta, SOURCE: source}
+        items.append((text, meta))
+    return _plan(items, "Text", stacklevel=4)
 
 
-def plan_documents(documents: Iterable[Document], *, stacklevel: int = 3) -> list[SourceDocuments]:
+def plan_documents(documents: Iterable[Document]) -> list[SourceDocuments]:
     """Check documents and group them by ``metadata["source"]``, in order of first appearance.
 
     A document without a source is a source of its own, named after its text's hash (so adding
@@ -104,30 +104,37 @@ def plan_documents(documents: Iterable[Document], *, stacklevel: int = 3) -> lis
         ConfigError: An item is not a ``Document``, or its metadata is not storable or uses a
             key the index writes itself.
     """
-    grouped: dict[str, SourceDocuments] = {}
+    items: list[tuple[str, Mapping[str, Any]]] = []
     for n, doc in enumerate(documents):
         if not isinstance(doc, Document):
             msg = f"Item {n} is a {type(doc).__name__}, not a langchain Document"
             raise ConfigError(msg)
-        user = check_metadata(doc.metadata, f"Document {n}")
+        items.append((doc.page_content, doc.metadata))
+    return _plan(items, "Document", stacklevel=4)
+
+
+def _plan(
+    items: list[tuple[str, Mapping[str, Any]]], label: str, *, stacklevel: int
+) -> list[SourceDocuments]:
+    grouped: dict[str, SourceDocuments] = {}
+    for n, (content, metadata) in enumerate(items):
+        user = check_metadata(metadata, f"{label} {n}")
         raw_source = user.pop(SOURCE, None)
-        source = str(raw_source) if raw_source else f"text:{sha256(doc.page_content)[:16]}"
-        if not doc.page_content.strip():
+        source = str(raw_source) if raw_source else f"text:{sha256(content)[:16]}"
+        if not content.strip():
             warnings.warn(
-                f"Document {n} (source {source!r}) is empty and was skipped",
+                f"{label} {n} (source {source!r}) is empty and was skipped",
                 UserWarning,
                 stacklevel=stacklevel,
             )
             continue
         if reserved := sorted(set(user) & set(RESERVED_KEYS)):
             msg = (
-                f"Document {n}: metadata {reserved} is reserved by ollama-rag (it writes "
+                f"{label} {n}: metadata {reserved} is reserved by ollama-rag (it writes "
                 "these keys itself); rename it, e.g. 'my_chunk_index'"
             )
             raise ConfigError(msg)
-        grouped.setdefault(source, SourceDocuments(source, [])).documents.append(
-            (doc.page_content, user)
-        )
+        grouped.setdefault(source, SourceDocuments(source, [])).documents.append((content, user))
     return list(grouped.values())
 
 

@@ -136,6 +136,10 @@ class _Job:
     stored: dict[str, Metadata] = field(default_factory=dict)
     existed: bool = False
     remaining: int = 0
+    # A long source's rows are written as its first chunks are embedded (see take_rows).
+    written: list[ChunkRow] = field(default_factory=list)
+    next_piece: int = 0
+    unmarked: bool = False
 
     @classmethod
     def of(cls, unit: Unit) -> _Job:
@@ -151,14 +155,26 @@ class _Job:
                 ids.append(chunk_id(unit.source, content_hash, seen[content_hash]))
         return cls(unit, ids, hashes, [None] * len(unit.pieces))
 
-    def rows(self) -> list[ChunkRow]:
-        """The rows to write, once every piece is resolved."""
+    def ready_pieces(self) -> int:
+        """How many pieces, from the next one to write, are resolved in a row."""
+        end = self.next_piece
+        while end < len(self.resolved) and self.resolved[end] is not None:
+            end += 1
+        return end - self.next_piece
+
+    def take_rows(self, pieces: int) -> list[ChunkRow]:
+        """The rows of the next ``pieces`` pieces (all resolved), in order."""
         unit = self.unit
         rows: list[ChunkRow] = []
-        for cid, whole, content_hash, resolved in zip(
-            self.ids, unit.pieces, self.hashes, self.resolved, strict=True
-        ):
-            assert resolved is not None, "a unit is written only when every chunk is resolved"
+        end = self.next_piece + pieces
+        for i in range(self.next_piece, end):
+            cid, whole, content_hash, resolved = (
+                self.ids[i],
+                unit.pieces[i],
+                self.hashes[i],
+                self.resolved[i],
+            )
+            assert resolved is not None, "rows are taken only from resolved pieces"
             for k, (piece, vector) in enumerate(resolved):
                 meta: Metadata = (
                     dict(whole.metadata) if unit.copy else {**unit.metadata, **piece.metadata}
@@ -180,13 +196,35 @@ class _Job:
                         }
                     )
                 if not unit.copy:
-                    meta.update({SOURCE: unit.source, CHUNK_INDEX: len(rows)})
-                    if not rows:
+                    index = len(self.written) + len(rows)
+                    meta.update({SOURCE: unit.source, CHUNK_INDEX: index})
+                    if index == 0:
                         # The source's hash is the source's, not the chunk's: it lives with the
                         # completion marker on the first chunk (nothing reads it elsewhere).
                         meta[UNIT_HASH] = unit.unit_hash
                 rows.append(ChunkRow(row_id, piece.text, meta, vector, self.stored.get(row_id)))
+        self.next_piece = end
         return rows
+
+    def write(self, *, final: bool) -> SourceWrite:
+        """The next write of this unit: its newly resolved rows, and on the last one the commit.
+
+        The commit lists every row, those written earlier without their vectors (they are
+        stored), so the store keeps them and deletes only what the source no longer has.
+        """
+        rows = self.take_rows(
+            len(self.resolved) - self.next_piece if final else self.ready_pieces()
+        )
+        unit = self.unit
+        unmark = unit.replace and self.existed and not self.unmarked
+        self.unmarked = self.unmarked or unmark
+        if not final:
+            self.written.extend(rows)
+            return SourceWrite(unit.source, rows, marker=None, unmark=unmark)
+        earlier = [ChunkRow(r.id, r.text, r.metadata, None, r.metadata) for r in self.written]
+        self.written = [*earlier, *rows]
+        marker = unit.unit_hash if unit.replace else None
+        return SourceWrite(unit.source, self.written, marker=marker, unmark=unmark)
 
 
 # One answer from an embedding thread: its batch, and per chunk its rows, or the error raised.
@@ -224,7 +262,8 @@ class Pipeline:
         self.ids: dict[str, list[str]] = {}
         self.collect_ids = collect_ids
         self.units_written = 0
-        self._ready: list[tuple[_Job, list[ChunkRow]]] = []
+        # Writes waiting for the next flush, each with its unit when it commits one.
+        self._ready: list[tuple[SourceWrite, _Job | None]] = []
         self._ready_rows = 0
         # As if a flush were due: the first finished units are written as soon as the reader
         # waits, so a run killed early has kept them; later ones are written in groups.
@@ -397,6 +436,10 @@ class Pipeline:
                     job.remaining -= 1
                     if job.remaining == 0:
                         self._write(job)
+                    elif job.ready_pieces() >= FLUSH_ROWS:
+                        # A long source: write what is embedded so far, so that writing overlaps
+                        # with embedding the rest instead of all coming after the last answer.
+                        self._queue(job.write(final=False), None)
                 self.report.chunks_embedded += sum(len(rows) for rows in rows_or_error)
                 if self.on_chunks is not None:
                     self.on_chunks(len(batch))
@@ -424,33 +467,29 @@ class Pipeline:
 
     def _write(self, job: _Job) -> None:
         """Queue a resolved unit; units are written in groups (see :meth:`_flush_writes`)."""
-        rows = job.rows()
-        self._ready.append((job, rows))
-        self._ready_rows += max(len(rows), 1)
+        self._queue(job.write(final=True), job)
+
+    def _queue(self, write: SourceWrite, finished: _Job | None) -> None:
+        self._ready.append((write, finished))
+        # Rows that cost a store call: new ones, and stored ones whose metadata changed.
+        work = sum(r.vector is not None or r.stored != r.metadata for r in write.rows)
+        self._ready_rows += max(work, 1)
         waited = time.monotonic() - self._last_flush
         if self._ready_rows >= FLUSH_ROWS or waited >= FLUSH_SECONDS:
             self._flush_writes()
 
     def _flush_writes(self) -> None:
-        """Commit the queued units with one store call (the store's cost is per call)."""
+        """Write the queued rows with one store call (the store's cost is per call)."""
         group, self._ready, self._ready_rows = self._ready, [], 0
         self._last_flush = time.monotonic()
         if not group:
             return
-        self.store.write(
-            [
-                SourceWrite(
-                    source=job.unit.source,
-                    rows=rows,
-                    marker=job.unit.unit_hash if job.unit.replace else None,
-                    existed=job.existed,
-                )
-                for job, rows in group
-            ]
-        )
-        for job, rows in group:
+        self.store.write([write for write, _ in group])
+        for write, job in group:
+            if job is None:  # a long source's first rows; it is counted when committed
+                continue
             if self.collect_ids:
-                self.ids[job.unit.source] = [r.id for r in rows]
+                self.ids[write.source] = [r.id for r in write.rows]
             self.units_written += 1
             if job.unit.copy:
                 continue

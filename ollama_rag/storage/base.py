@@ -7,12 +7,14 @@ implementation of these calls, and ``RagIndex``, ingestion, migration and search
 
 What a store promises:
 
-- **Writes commit per source.** :meth:`ChunkStore.write` takes finished sources. For a source
-  with a completion ``marker`` the rows are its whole content: rows stored for it before and
-  not among them are deleted, and the marker is set on its first chunk (``chunk_index`` 0) as
-  the very last step, so a crash at any instant leaves the source either marked and complete,
-  or unmarked (and written again by the next run). A source that was marked before loses its
-  marker first. Without a marker the rows are only added.
+- **Writes commit per source.** :meth:`ChunkStore.write` takes sources' rows
+  (:class:`SourceWrite`). A write with a completion ``marker`` commits its source: its rows
+  are the source's whole content, rows stored for it before and not among them are deleted,
+  and the marker is set on its first chunk (``chunk_index`` 0) as the very last step. A source
+  being rewritten first loses its old marker (``unmark``). So a crash at any instant leaves a
+  source either marked and complete, or unmarked (and written again by the next run). Without a
+  marker the rows are only added: a long source's chunks are written as they are embedded,
+  and committed by its last write.
 - **Rows without a vector are already stored**: only their metadata is brought up to date.
 - **Lookups are by meaning**, not by query language: which sources are stored and complete,
   which of these ids exist, which parts a split chunk has, which vector a text already has.
@@ -109,19 +111,26 @@ class ChunkRow:
 
 @dataclass(frozen=True)
 class SourceWrite:
-    """The finished rows of one source, ready to commit.
+    """Rows of one source, ready to write.
+
+    A source is written in one ``SourceWrite``, or a long one in several as its chunks are
+    embedded: the first clears the completion marker of a source being rewritten (``unmark``),
+    and the last commits it (``marker``), listing every row of the new content (rows written
+    earlier without a vector).
 
     Attributes:
         source: The source name.
         rows: Its rows, first chunk first.
-        marker: The completion marker to set last; None to only add the rows.
-        existed: The source had chunks stored before this write.
+        marker: Commit: the rows are the source's whole content now, so any other stored row of
+            it is deleted, and this completion marker is set on its first chunk last. None: the
+            rows are only added.
+        unmark: Clear the source's completion marker before anything else is written.
     """
 
     source: str
     rows: list[ChunkRow]
     marker: str | None
-    existed: bool
+    unmark: bool = False
 
 
 class IndexWriter(Protocol):

@@ -568,7 +568,7 @@ class ChromaStore(ChunkStore):
         if not group:
             return
         replacing = [w.source for w in group if w.marker is not None]
-        self._unmark([w.source for w in group if w.marker is not None and w.existed])
+        self._unmark([w.source for w in group if w.unmark])
         keep = {r.id for w in group for r in w.rows}
         # Looked up before anything is written (the writes add only kept rows, so the answer is
         # the same after them): with nothing stale, new sources can carry their own markers.
@@ -652,7 +652,7 @@ class ChromaStore(ChunkStore):
                     fold_markers
                     and whole
                     and write.marker is not None
-                    and not write.existed
+                    and not write.unmark
                     and len(fresh) == len(rows)
                 ):
                     first, meta = fresh[0]
