@@ -18,7 +18,7 @@ from ollama_rag.errors import RagIndexError
 from ollama_rag.ingest.pipeline import Pipeline
 from ollama_rag.ingest.report import IngestReport
 from ollama_rag.ingest.units import Piece, Unit
-from ollama_rag.storage.schema import SOURCE, SPLIT_OF, START
+from ollama_rag.storage.schema import SOURCE, START
 
 if TYPE_CHECKING:
     from ollama_rag.manifest import IndexManifest
@@ -32,27 +32,21 @@ __all__ = ["migrate"]
 PAGE = 1000
 
 
-def _copies(store: ChunkStore) -> Iterator[Unit]:
+class _Copies:
     """Every stored chunk as a unit of its own, to be copied with its id and metadata."""
-    for page in store.iter_chunks(batch=PAGE):
-        for chunk in page:
-            start = chunk.metadata.get(START)
-            first = start if isinstance(start, int) else 0
-            piece = Piece(chunk.text, first, first + len(chunk.text), chunk.metadata, chunk.id)
-            yield Unit(str(chunk.metadata.get(SOURCE, "")), [piece], copy=True)
 
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+        self.read = 0
 
-def _missing(store: ChunkStore, side: ChunkStore) -> int:
-    """How many chunks of ``store`` the side store holds neither whole nor as split parts."""
-    missing = 0
-    for page in store.iter_chunks(batch=PAGE):
-        ids = [chunk.id for chunk in page]
-        have = set(side.stored_metadata(ids))
-        absent = [i for i in ids if i not in have]
-        if absent:
-            have.update(str(p.metadata.get(SPLIT_OF)) for p in side.stored_parts(absent))
-        missing += sum(1 for i in ids if i not in have)
-    return missing
+    def __iter__(self) -> Iterator[Unit]:
+        for page in self.store.iter_chunks(batch=PAGE):
+            for chunk in page:
+                start = chunk.metadata.get(START)
+                first = start if isinstance(start, int) else 0
+                piece = Piece(chunk.text, first, first + len(chunk.text), chunk.metadata, chunk.id)
+                self.read += 1
+                yield Unit(str(chunk.metadata.get(SOURCE, "")), [piece], copy=True)
 
 
 def migrate(
@@ -76,11 +70,10 @@ def migrate(
         A report of chunks embedded and reused (resumed).
 
     Raises:
-        RagIndexError: The copy is incomplete after the pass (run ``migrate`` again).
+        RagIndexError: The index changed during the copy (run ``migrate`` again).
         OllamaError: Embedding failed; the old index is untouched and a later call resumes.
     """
-    current = store.read_manifest()
-    version = current.updated_at if current is not None else ""
+    version = _version(store)
     side = store.side(manifest, version=version)
     pipeline = Pipeline(
         store=side,
@@ -89,12 +82,21 @@ def migrate(
         on_chunks=on_chunks,
         collect_ids=False,
     )
-    report = pipeline.run(_copies(store))
-    if missing := _missing(store, side):
+    copies = _Copies(store)
+    report = pipeline.run(copies)
+    # Every chunk read was written (the pipeline raises otherwise); what remains to rule out
+    # is another client writing to the index meanwhile (a shared Chroma server).
+    if pipeline.units_written != copies.read or _version(store) != version:
         msg = (
-            f"Migration of {store.location} is incomplete: {missing} chunks have no new vector; "
-            "the old index is untouched. Run migrate() again to finish it"
+            f"Migration of {store.location} is incomplete: the index changed while it was "
+            "being copied; the old index is untouched. Run migrate() again to finish it"
         )
         raise RagIndexError(msg, path=store.path)
     store.switch(side)
     return report
+
+
+def _version(store: ChunkStore) -> str:
+    """The store's ``updated_at``: every write through an index moves it on."""
+    current = store.read_manifest()
+    return current.updated_at if current is not None else ""
