@@ -26,6 +26,7 @@ __all__ = [
     "JSQUAD_PASSAGES",
     "Corpus",
     "Passage",
+    "documents",
     "jsquad_passages",
     "passages",
     "queries",
@@ -175,6 +176,11 @@ def write_corpus(directory: Path, *, files: int, chars_per_file: int, seed: int 
         characters += len(text)
         size += len(data)
     return Corpus(directory, files, characters, size)
+
+
+def documents(count: int, *, chars: int, seed: int = 0) -> list[Passage]:
+    """The texts :func:`write_corpus` writes, as passages titled by their file names."""
+    return [Passage(f"doc-{i:05d}.txt", _document(i, chars, seed)) for i in range(count)]
 
 
 def write_corpus_bytes(

@@ -22,7 +22,9 @@ Shapes (never one shape only), about 800 chunks each unless said: ``zh-small``, 
 Chinese passages of 120-300 characters (the issue's own measurement); ``ja-jsquad``, the 717
 real JSQuAD passages of 19-699 characters (skipped, and said so, without
 ``../shared/eval/jsquad/passages.jsonl``); ``ja-large``, 400 generated Japanese passages of
-600-1,200 characters (4x longer: ~1,700 chunks, several a source); and, only when named (it
+600-1,200 characters (4x longer: ~1,700 chunks, several a source); ``ingest-corpus``,
+``bench_ingest``'s 100 Japanese and Chinese documents of ~4,700 characters at its 5 ms per input
+(where ``add_files`` meets the targets, so every entry point must); and, only when named (it
 takes almost as long as the other three together), ``zh-large``, 3,200 Chinese passages like
 zh-small (4x as many: ~3,300 chunks). Generated text never repeats a chunk
 (``benchmarks/_corpus.py``), and the tables show chunks stored against inputs embedded, so
@@ -57,6 +59,7 @@ from benchmarks._corpus import (
     JSQUAD_PASSAGES,
     Corpus,
     Passage,
+    documents,
     jsquad_passages,
     passages,
     write_passages,
@@ -69,6 +72,7 @@ SHAPES_ENV = "OLLAMA_RAG_BENCH_SHAPES"
 MODEL = "bench-embed"
 OTHER_MODEL = "bench-embed-b"  # what migrate switches to (served by the same processes)
 SEED = 11
+INGEST_SEED = 7  # bench_ingest's corpus
 JSQUAD = JSQUAD_PASSAGES  # the real passages of shape ja-jsquad (a test points it elsewhere)
 
 TARGET_OVERHEAD = 1.10
@@ -87,6 +91,8 @@ class ShapeSpec:
     count: int  # passages (JSQuAD: at most this many; 0 = all)
     chars: tuple[int, int] = (0, 0)  # generated passages' length range
     jsquad: bool = False
+    ingest_corpus: bool = False  # bench_ingest's documents (count of chars[0] characters)
+    per_input: float | None = None  # server delay, if not the settings' own
     default: bool = True  # run unless shapes are named (OLLAMA_RAG_BENCH_SHAPES)
 
 
@@ -111,6 +117,9 @@ FULL = Settings(
         ShapeSpec("zh-small", "zh", 800, (120, 300)),
         ShapeSpec("ja-jsquad", "ja", 0, jsquad=True),
         ShapeSpec("ja-large", "ja", 400, (600, 1200)),
+        # bench_ingest's corpus and server delay, where add_files meets the targets: the
+        # other entry points must do as well on the same text.
+        ShapeSpec("ingest-corpus", "mixed", 100, (4700, 4700), ingest_corpus=True, per_input=0.005),
         # 4x zh-small: 7.5 more minutes, so only when named.
         ShapeSpec("zh-large", "zh", 3200, (120, 300), default=False),
     ),
@@ -165,13 +174,16 @@ class Shape:
         what = (
             "real JSQuAD passages"
             if s.jsquad
+            else "of bench_ingest's Japanese and Chinese documents"
+            if s.ingest_corpus
             else f"generated {'Chinese' if s.language == 'zh' else 'Japanese'} passages"
         )
         sources = len({p.title for p in self.items})
+        delay = f"; server delay {s.per_input * 1000:g} ms per input" if s.per_input else ""
         return (
             f"{s.name}: {len(self.items):,} {what}, {self.corpus.characters:,} characters "
             f"(mean {self.corpus.characters / max(1, len(self.items)):.0f} a passage), "
-            f"{sources} titles (add_documents' sources)"
+            f"{sources} titles (add_documents' sources){delay}"
         )
 
 
@@ -182,6 +194,8 @@ def load_shape(spec: ShapeSpec, work: Path) -> Shape | str:
         if found is None:
             return f"no JSQuAD passages at {JSQUAD}"
         items = found[: spec.count] if spec.count else found
+    elif spec.ingest_corpus:
+        items = documents(spec.count, chars=spec.chars[0], seed=INGEST_SEED)
     else:
         items = passages(spec.count, language=spec.language, chars=spec.chars, seed=SEED)
     return Shape(spec, items, write_passages(work / f"files-{spec.name}", items))
@@ -281,12 +295,18 @@ class Bench:
         self.servers = servers
         self.work = work
         self._indexes = 0
+        self.per_input = settings.per_input
         self.delay(True)
 
     def delay(self, on: bool, servers: Sequence[ServerProcess] | None = None) -> None:
         s = self.settings
         for server in self.servers if servers is None else servers:
-            server.set_delay(per_input=s.per_input if on else 0.0, slots=s.slots)
+            server.set_delay(per_input=self.per_input if on else 0.0, slots=s.slots)
+
+    def use(self, shape: Shape) -> None:
+        """Serve ``shape`` with its own delay per input (or the settings')."""
+        self.per_input = shape.spec.per_input or self.settings.per_input
+        self.delay(True)
 
     def _open(self, path: Path, servers: Sequence[ServerProcess]) -> RagIndex:
         s = self.settings
@@ -488,6 +508,7 @@ def main(
             if loaded and not s.quick:
                 print(f"warm-up (untimed): {bench.warm_up(entries, loaded[0]):.1f} s")
             for shape in loaded:
+                bench.use(shape)
                 print()
                 print(f"{shape.describe()}; load average {report.load_average()}", flush=True)
                 figures = []
