@@ -11,6 +11,7 @@ store are found by id and not embedded again. No source files are needed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -33,20 +34,27 @@ PAGE = 1000
 
 
 class _Copies:
-    """Every stored chunk as a unit of its own, to be copied with its id and metadata."""
+    """Every stored chunk, to be copied with its id and metadata.
+
+    A unit holds the consecutive chunks of one source in a page (chunks are mostly stored
+    source by source), so that a unit per chunk does not cost a unit's bookkeeping per chunk.
+    """
 
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
-        self.read = 0
+        self.read = 0  # units
 
     def __iter__(self) -> Iterator[Unit]:
         for page in self.store.iter_chunks(batch=PAGE):
-            for chunk in page:
-                start = chunk.metadata.get(START)
-                first = start if isinstance(start, int) else 0
-                piece = Piece(chunk.text, first, first + len(chunk.text), chunk.metadata, chunk.id)
+            for source, chunks in itertools.groupby(page, key=lambda c: c.metadata.get(SOURCE)):
+                pieces = []
+                for chunk in chunks:
+                    start = chunk.metadata.get(START)
+                    first = start if isinstance(start, int) else 0
+                    end = first + len(chunk.text)
+                    pieces.append(Piece(chunk.text, first, end, chunk.metadata, chunk.id))
                 self.read += 1
-                yield Unit(str(chunk.metadata.get(SOURCE, "")), [piece], copy=True)
+                yield Unit(str(source or ""), pieces, copy=True)
 
 
 def migrate(

@@ -218,13 +218,15 @@ class _Job:
         unit = self.unit
         unmark = unit.replace and self.existed and not self.unmarked
         self.unmarked = self.unmarked or unmark
+        # Every id of a copied or already stored source was looked up in _prepare.
+        checked = unit.copy or self.existed
         if not final:
             self.written.extend(rows)
-            return SourceWrite(unit.source, rows, marker=None, unmark=unmark)
+            return SourceWrite(unit.source, rows, marker=None, unmark=unmark, checked=checked)
         earlier = [ChunkRow(r.id, r.text, r.metadata, None, r.metadata) for r in self.written]
         self.written = [*earlier, *rows]
         marker = unit.unit_hash if unit.replace else None
-        return SourceWrite(unit.source, self.written, marker=marker, unmark=unmark)
+        return SourceWrite(unit.source, self.written, marker, unmark=unmark, checked=checked)
 
 
 # One answer from an embedding thread: its batch, and per chunk its rows, or the error raised.

@@ -125,12 +125,15 @@ class SourceWrite:
             it is deleted, and this completion marker is set on its first chunk last. None: the
             rows are only added.
         unmark: Clear the source's completion marker before anything else is written.
+        checked: The writer looked every row up: none with a vector is stored yet (the store
+            need not look again before adding them).
     """
 
     source: str
     rows: list[ChunkRow]
     marker: str | None
     unmark: bool = False
+    checked: bool = False
 
 
 class IndexWriter(Protocol):

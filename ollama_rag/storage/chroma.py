@@ -97,6 +97,8 @@ WRITE_BATCH = 1000
 # row), so while one runs the embedding threads cannot hand results back or send the next
 # request; short calls keep every host fed. Larger calls save little: the cost is per row.
 UPSERT_ROWS = 256
+# Rows in the first page iter_chunks reads (later pages grow to the size asked for).
+FIRST_PAGE = 64
 
 NEXT_SUFFIX = ".next"
 RETIRED_SUFFIX = ".retired"
@@ -403,7 +405,8 @@ class ChromaStore(ChunkStore):
 
     def iter_chunks(self, *, batch: int = WRITE_BATCH) -> Iterator[list[StoredChunk]]:
         """Every chunk with text and metadata, a page at a time."""
-        size = min(batch, self._batch)
+        # The first pages are small, so that a caller (a migration) starts its work at once.
+        size = min(batch, self._batch, FIRST_PAGE)
         offset = 0
         while True:
             got = self.collection.get(
@@ -412,6 +415,7 @@ class ChromaStore(ChunkStore):
             if not got["ids"]:
                 return
             offset += len(got["ids"])
+            size = min(size * 4, batch, self._batch)
             yield [
                 StoredChunk(cid, text or "", dict(meta or {}))
                 for cid, text, meta in zip(
@@ -643,7 +647,8 @@ class ChromaStore(ChunkStore):
                 continue
             replacing = [(w, rows) for w, rows, _ in call if w.marker is not None]
             existing = {r.id for _, rows in replacing for r in rows if r.id in present}
-            if others := [r.id for w, rows, _ in call if w.marker is None for r in rows]:
+            unchecked = [(w, rows) for w, rows, _ in call if w.marker is None and not w.checked]
+            if others := [r.id for _, rows in unchecked for r in rows]:
                 existing.update(self.collection.get(ids=others, include=[])["ids"])
             new: list[tuple[ChunkRow, Metadata]] = []
             for write, rows, whole in call:
