@@ -181,7 +181,9 @@ def test_a_long_source_is_written_as_it_is_embedded_and_committed_last(
         worker = threading.Thread(target=rewrite)
         worker.start()
         while not done.is_set():
-            seen.append((index.count(), "big.txt" in complete_sources(index)))
+            # The marker first: if it is set, the commit is over and the count is final.
+            marked = "big.txt" in complete_sources(index)
+            seen.append((index.count(), marked))
             time.sleep(0.02)
         worker.join()
         stored = index.vectorstore.get(where={"source": "big.txt"}, include=["documents"])
