@@ -11,7 +11,9 @@ background threads so reading, splitting and writing overlap with Ollama's work:
    Ollama reports as longer than the context is split further and its parts embedded instead;
 3. **write** — once every chunk of a unit has its vector, the unit is committed through
    :meth:`ChunkStore.write <ollama_rag.storage.base.ChunkStore.write>`, several units per call,
-   with its completion marker as the commit point. An interrupted run leaves sources either
+   with its completion marker as the commit point. A long source does not wait for its last
+   chunk: its embedded chunks are written FLUSH_ROWS at a time (unmarked), so writing overlaps
+   with embedding, and its last write commits it. An interrupted run leaves sources either
    complete or unmarked; running it again finishes the unmarked ones without re-embedding what
    was written.
 
@@ -266,6 +268,8 @@ class Pipeline:
         self.units_written = 0
         # Writes waiting for the next flush, each with its unit when it commits one.
         self._ready: list[tuple[SourceWrite, _Job | None]] = []
+        # Units with some chunks embedded and some not (their embedded ones may be written).
+        self._growing: set[_Job] = set()
         self._ready_rows = 0
         # As if a flush were due: the first finished units are written as soon as the reader
         # waits, so a run killed early has kept them; later ones are written in groups.
@@ -406,11 +410,16 @@ class Pipeline:
     def _collect(self, *, block: bool) -> None:
         """Take in the answers that have arrived (waiting for one if ``block``).
 
-        While waiting, the reader writes what is ready instead: a group of IDLE_FLUSH_ROWS
-        rows at once, and anything finished once it has waited FLUSH_SECONDS, so finished work
-        is never held back for long behind a slow request.
+        While waiting, the reader writes what is ready instead (long sources' embedded chunks
+        included): a group of IDLE_FLUSH_ROWS rows at once, and anything finished once it has
+        waited FLUSH_SECONDS, so finished work is never held back for long behind a slow
+        request.
         """
         timeout: float | None = None
+        if block and self._results.empty():
+            # Long sources' embedded chunks count as ready too.
+            for job in [j for j in self._growing if j.ready_pieces() >= IDLE_FLUSH_ROWS]:
+                self._queue(job.write(final=False), None)
         if block and self._ready and self._results.empty():
             due = self._last_flush + FLUSH_SECONDS - time.monotonic()
             if self._ready_rows >= IDLE_FLUSH_ROWS or due <= 0:
@@ -437,10 +446,13 @@ class Pipeline:
                     job.resolved[i] = list(rows)
                     job.remaining -= 1
                     if job.remaining == 0:
+                        self._growing.discard(job)
                         self._write(job)
-                    elif job.ready_pieces() >= FLUSH_ROWS:
-                        # A long source: write what is embedded so far, so that writing overlaps
-                        # with embedding the rest instead of all coming after the last answer.
+                        continue
+                    # A long source: write what is embedded so far, so that writing overlaps
+                    # with embedding the rest instead of all coming after the last answer.
+                    self._growing.add(job)
+                    if job.ready_pieces() >= FLUSH_ROWS:
                         self._queue(job.write(final=False), None)
                 self.report.chunks_embedded += sum(len(rows) for rows in rows_or_error)
                 if self.on_chunks is not None:
