@@ -15,6 +15,7 @@ search has a native async twin (the query is embedded with Ollama's async client
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,21 +81,65 @@ def with_k(k: int | None, search_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**search_kwargs, "k": k} if k is not None else search_kwargs
 
 
-def _check_query(query: object, k: object) -> None:
+@dataclass(frozen=True)
+class _Plan:
+    """One search, checked: what to ask the store for and what to do with the answer."""
+
+    k: int = 4
+    filter: Mapping[str, Any] | None = None
+    where_document: Mapping[str, Any] | None = None
+    include_root: bool = False
+    mmr: bool = False
+    fetch_k: int = 20
+    lambda_mult: float = 0.5
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
+            msg = f"k must be a whole number of at least 1, got {self.k!r}"
+            raise ConfigError(msg)
+        if self.mmr:
+            fetch_k = self.fetch_k
+            if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
+                msg = f"fetch_k must be a whole number of at least 1, got {fetch_k!r}"
+                raise ConfigError(msg)
+            if not 0.0 <= self.lambda_mult <= 1.0:
+                msg = f"lambda_mult must be between 0 and 1, got {self.lambda_mult}"
+                raise ConfigError(msg)
+
+    @classmethod
+    def of(cls, search_type: str, kwargs: Mapping[str, Any]) -> _Plan:
+        """The plan for a retriever's ``search_type`` and ``search_kwargs``."""
+        check_search(search_type, kwargs)
+        args = dict(kwargs)
+        threshold = args.pop("score_threshold", None)
+        return cls(**args, mmr=search_type == "mmr", threshold=threshold)
+
+    @property
+    def fetch(self) -> int:
+        """How many hits to ask the store for."""
+        return max(self.fetch_k, self.k) if self.mmr else self.k
+
+    def finish(self, vector: Sequence[float], hits: list[Hit]) -> list[tuple[Document, float]]:
+        """The store's hits as cited documents: MMR order, threshold, metadata for readers."""
+        if self.mmr and hits:
+            order = maximal_marginal_relevance(
+                np.asarray(vector, dtype=np.float32),
+                [hit.vector for hit in hits],  # type: ignore[misc]  # asked for with the hits
+                k=min(self.k, len(hits)),
+                lambda_mult=self.lambda_mult,
+            )
+            hits = [hits[i] for i in order]
+        return [
+            (_document(hit, self.include_root), hit.score)
+            for hit in hits
+            if self.threshold is None or hit.score >= self.threshold
+        ]
+
+
+def _check_query(query: object) -> None:
     if not isinstance(query, str) or not query.strip():
         msg = "search() needs a non-empty query string"
-        raise ConfigError(msg)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        msg = f"k must be a whole number of at least 1, got {k!r}"
-        raise ConfigError(msg)
-
-
-def _check_mmr(k: int, fetch_k: int, lambda_mult: float) -> None:
-    if not isinstance(fetch_k, int) or isinstance(fetch_k, bool) or fetch_k < 1:
-        msg = f"fetch_k must be a whole number of at least 1, got {fetch_k!r}"
-        raise ConfigError(msg)
-    if not 0.0 <= lambda_mult <= 1.0:
-        msg = f"lambda_mult must be between 0 and 1, got {lambda_mult}"
         raise ConfigError(msg)
 
 
@@ -103,18 +148,6 @@ def _document(hit: Hit, include_root: bool) -> Document:
     metadata[ID] = hit.id
     metadata[SCORE] = hit.score
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)
-
-
-def _mmr(vector: Sequence[float], hits: list[Hit], k: int, lambda_mult: float) -> list[Hit]:
-    if not hits:
-        return []
-    order = maximal_marginal_relevance(
-        np.asarray(vector, dtype=np.float32),
-        [hit.vector for hit in hits],  # type: ignore[misc]  # asked for with the hits
-        k=min(k, len(hits)),
-        lambda_mult=lambda_mult,
-    )
-    return [hits[i] for i in order]
 
 
 class Searcher:
@@ -134,6 +167,32 @@ class Searcher:
         self.store = store
         self.embeddings = embeddings
 
+    def _search(self, query: str, plan: _Plan) -> list[tuple[Document, float]]:
+        _check_query(query)
+        self.store.check_open()
+        vector = self.embeddings.embed_query(query)
+        hits = self.store.query(
+            vector,
+            plan.fetch,
+            where=plan.filter,
+            where_document=plan.where_document,
+            include_vectors=plan.mmr,
+        )
+        return plan.finish(vector, hits)
+
+    async def _asearch(self, query: str, plan: _Plan) -> list[tuple[Document, float]]:
+        _check_query(query)
+        self.store.check_open()
+        vector = await self.embeddings.aembed_query(query)
+        hits = await self.store.aquery(
+            vector,
+            plan.fetch,
+            where=plan.filter,
+            where_document=plan.where_document,
+            include_vectors=plan.mmr,
+        )
+        return plan.finish(vector, hits)
+
     # ------------------------------------------------------------------ sync
 
     def search_with_scores(
@@ -146,11 +205,7 @@ class Searcher:
         include_root: bool = False,
     ) -> list[tuple[Document, float]]:
         """The ``k`` chunks most similar to ``query``, best first, with cosine similarities."""
-        _check_query(query, k)
-        self.store.check_open()
-        vector = self.embeddings.embed_query(query)
-        hits = self.store.query(vector, k, where=filter, where_document=where_document)
-        return [(_document(hit, include_root), hit.score) for hit in hits]
+        return self._search(query, _Plan(k, filter, where_document, include_root))
 
     def max_marginal_relevance_search(
         self,
@@ -164,27 +219,12 @@ class Searcher:
         include_root: bool = False,
     ) -> list[Document]:
         """``k`` chunks relevant to ``query`` and different from each other, in MMR order."""
-        _check_query(query, k)
-        _check_mmr(k, fetch_k, lambda_mult)
-        self.store.check_open()
-        vector = self.embeddings.embed_query(query)
-        hits = self.store.query(
-            vector,
-            max(fetch_k, k),
-            where=filter,
-            where_document=where_document,
-            include_vectors=True,
-        )
-        return [_document(hit, include_root) for hit in _mmr(vector, hits, k, lambda_mult)]
+        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult)
+        return [doc for doc, _ in self._search(query, plan)]
 
     def run(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
         """One search of ``search_type`` with its ``search_kwargs`` (checked)."""
-        check_search(search_type, kwargs)
-        if search_type == "mmr":
-            return self.max_marginal_relevance_search(query, **kwargs)
-        threshold = kwargs.pop("score_threshold", None)
-        hits = self.search_with_scores(query, **kwargs)
-        return [doc for doc, score in hits if threshold is None or score >= threshold]
+        return [doc for doc, _ in self._search(query, _Plan.of(search_type, kwargs))]
 
     # ------------------------------------------------------------------ async
 
@@ -198,11 +238,7 @@ class Searcher:
         include_root: bool = False,
     ) -> list[tuple[Document, float]]:
         """:meth:`search_with_scores`, natively async."""
-        _check_query(query, k)
-        self.store.check_open()
-        vector = await self.embeddings.aembed_query(query)
-        hits = await self.store.aquery(vector, k, where=filter, where_document=where_document)
-        return [(_document(hit, include_root), hit.score) for hit in hits]
+        return await self._asearch(query, _Plan(k, filter, where_document, include_root))
 
     async def amax_marginal_relevance_search(
         self,
@@ -216,24 +252,9 @@ class Searcher:
         include_root: bool = False,
     ) -> list[Document]:
         """:meth:`max_marginal_relevance_search`, natively async."""
-        _check_query(query, k)
-        _check_mmr(k, fetch_k, lambda_mult)
-        self.store.check_open()
-        vector = await self.embeddings.aembed_query(query)
-        hits = await self.store.aquery(
-            vector,
-            max(fetch_k, k),
-            where=filter,
-            where_document=where_document,
-            include_vectors=True,
-        )
-        return [_document(hit, include_root) for hit in _mmr(vector, hits, k, lambda_mult)]
+        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult)
+        return [doc for doc, _ in await self._asearch(query, plan)]
 
     async def arun(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
         """:meth:`run`, natively async."""
-        check_search(search_type, kwargs)
-        if search_type == "mmr":
-            return await self.amax_marginal_relevance_search(query, **kwargs)
-        threshold = kwargs.pop("score_threshold", None)
-        hits = await self.asearch_with_scores(query, **kwargs)
-        return [doc for doc, score in hits if threshold is None or score >= threshold]
+        return [doc for doc, _ in await self._asearch(query, _Plan.of(search_type, kwargs))]

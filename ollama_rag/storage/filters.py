@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ollama_rag.errors import ConfigError
@@ -39,6 +40,16 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 def _bad(filter_: object, why: str) -> ConfigError:
     return ConfigError(f"Invalid filter {filter_!r}: {why}")
+
+
+def _combine(
+    whole: Mapping[str, Any], op: str, parts: Any, test: Callable[[Mapping[str, Any]], bool]
+) -> bool:
+    """``$and`` / ``$or`` of ``parts`` (a non-empty list of filters)."""
+    if not isinstance(parts, list) or not parts:
+        raise _bad(whole, f"{op} takes a non-empty list of filters")
+    results = [test(part) for part in parts]
+    return all(results) if op == "$and" else any(results)
 
 
 def _condition(key: str, condition: Any, metadata: Mapping[str, Any]) -> bool:
@@ -73,10 +84,7 @@ def matches(where: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> boo
     results = []
     for key, condition in where.items():
         if key in ("$and", "$or"):
-            if not isinstance(condition, list) or not condition:
-                raise _bad(where, f"{key} takes a non-empty list of filters")
-            parts = [matches(part, metadata) for part in condition]
-            results.append(all(parts) if key == "$and" else any(parts))
+            results.append(_combine(where, key, condition, partial(matches, metadata=metadata)))
         elif key.startswith("$"):
             raise _bad(where, f"unknown operator {key}")
         else:
@@ -91,10 +99,8 @@ def matches_document(where_document: Mapping[str, Any] | None, text: str) -> boo
     results = []
     for op, operand in where_document.items():
         if op in ("$and", "$or"):
-            if not isinstance(operand, list) or not operand:
-                raise _bad(where_document, f"{op} takes a non-empty list of filters")
-            parts = [matches_document(part, text) for part in operand]
-            results.append(all(parts) if op == "$and" else any(parts))
+            test = partial(matches_document, text=text)
+            results.append(_combine(where_document, op, operand, test))
         elif op in ("$contains", "$not_contains"):
             results.append((str(operand) in text) == (op == "$contains"))
         elif op in ("$regex", "$not_regex"):
