@@ -13,7 +13,9 @@ The tree (each class also inherits the builtin that callers already catch)::
     │   ├── EmbeddingModelMismatchError  (ValueError)      index built by another model
     │   ├── IndexNotFoundError           (LookupError)     no index and no model given
     │   ├── IndexLockedError             (RuntimeError)    another process writes it
-    │   └── IndexClosedError             (RuntimeError)    used after close()
+    │   ├── IndexClosedError             (RuntimeError)    used after close()
+    │   ├── IndexForkedError             (RuntimeError)    used in a fork()ed child
+    │   └── IndexDamagedError            (RuntimeError)    damaged beyond repair on disk
     ├── ConfigError                      (ValueError)      bad arguments
     ├── DocumentLoadError                (ValueError)      unreadable or undecodable file
     └── SqliteCompatError                (RuntimeError)    no sqlite3 new enough for Chroma
@@ -30,6 +32,8 @@ __all__ = [
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
     "IndexClosedError",
+    "IndexDamagedError",
+    "IndexForkedError",
     "IndexLockedError",
     "IndexNotFoundError",
     "ModelNotFoundError",
@@ -49,6 +53,12 @@ NOT_AN_EMBEDDING_MODEL_MESSAGE = (
     'use an embedding model such as "bge-m3": run "ollama pull bge-m3"'
 )
 INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
+INDEX_FORKED_MESSAGE = (
+    "The index at {where} was opened in process {parent} and cannot be used in process {child}, "
+    "a fork() of it: Chroma's and the embedder's threads do not survive fork(). Open the index "
+    "in the child instead (call RagIndex(...) inside the worker function), or start workers "
+    "with multiprocessing.get_context('spawn')"
+)
 MISMATCH_MESSAGE = (
     "This index was built with embedding model {recorded} and cannot be used with {requested}: "
     "{reason}. Vectors from two models must never be mixed. Either open it with the recorded model "
@@ -164,6 +174,14 @@ class IndexLockedError(RagIndexError, RuntimeError):
 
 class IndexClosedError(RagIndexError, RuntimeError):
     """The index was used after ``close()``."""
+
+
+class IndexForkedError(RagIndexError, RuntimeError):
+    """The index was opened before ``fork()`` and used in the child process."""
+
+
+class IndexDamagedError(RagIndexError, RuntimeError):
+    """The index's files are damaged in a way the automatic repair cannot undo."""
 
 
 class ConfigError(RagError, ValueError):

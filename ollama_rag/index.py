@@ -334,6 +334,7 @@ class RagIndex:
         if self._closed:
             msg = INDEX_CLOSED_MESSAGE.format(where=self._store.location)
             raise IndexClosedError(msg, path=self.path)
+        self._store.check_open()  # also refuses a fork()ed child
 
     def __enter__(self) -> RagIndex:
         return self
@@ -439,7 +440,11 @@ class RagIndex:
         total = sum(len(group.documents) for group in planned)
         show = total >= AUTO_PROGRESS_CHUNKS
         sample: list[str] = []
-        with self._lock, progress_bar(0, show, unit="chunk", chunks=True) as bar:
+        with (
+            self._lock,
+            self._store.doing("adding texts"),
+            progress_bar(0, show, unit="chunk", chunks=True) as bar,
+        ):
 
             def units() -> Iterable[Unit]:
                 for unit in units_of(planned, self.splitter, replace=replace):
@@ -490,7 +495,11 @@ class RagIndex:
         entries = list(loading.discover(paths, glob=glob, exclude=exclude))
         report = IngestReport()
         show = progress if progress is not None else len(entries) >= AUTO_PROGRESS_FILES
-        with self._lock, progress_bar(len(entries), show, unit="file", chunks=True) as bar:
+        with (
+            self._lock,
+            self._store.doing("syncing files" if delete_missing else "adding files"),
+            progress_bar(len(entries), show, unit="file", chunks=True) as bar,
+        ):
             planner = FilePlanner(
                 self._store,
                 self.splitter,
@@ -533,7 +542,7 @@ class RagIndex:
             msg = f"delete(ids=...) takes a list of ids; wrap a single one: delete(ids=[{ids!r}])"
             raise ConfigError(msg)
         self._live()
-        with self._lock:
+        with self._lock, self._store.doing("deleting chunks"):
             if source is not None:
                 deleted = self._store.delete_sources([source])
             else:
@@ -683,7 +692,7 @@ class RagIndex:
             An :class:`IngestReport` with the chunks embedded and reused.
         """
         self._live()
-        with self._lock:
+        with self._lock, self._store.doing(f"migrating to {model}"):
             embedder = self._embedder(model)
             try:
                 info = embedder.probe()

@@ -12,7 +12,7 @@ store are found by id and not embedded again. No source files are needed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ollama_rag.errors import RagIndexError
@@ -25,34 +25,36 @@ if TYPE_CHECKING:
     from ollama_rag.manifest import IndexManifest
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.splitting import CJKTextSplitter
-    from ollama_rag.storage.base import ChunkStore
+    from ollama_rag.storage.base import ChunkStore, StoredChunk
 
-__all__ = ["migrate"]
+__all__ = ["migrate", "repair"]
 
 # Stored chunks read per store call.
 PAGE = 1000
 
 
 class _Copies:
-    """Every stored chunk, to be copied with its id and metadata.
+    """Stored chunks to be copied with their ids, metadata and (when known) vectors.
 
     A unit holds the consecutive chunks of one source in a page (chunks are mostly stored
     source by source), so that a unit per chunk does not cost a unit's bookkeeping per chunk.
     """
 
-    def __init__(self, store: ChunkStore) -> None:
-        self.store = store
+    def __init__(self, pages: Iterable[list[StoredChunk]]) -> None:
+        self.pages = pages
         self.read = 0  # units
 
     def __iter__(self) -> Iterator[Unit]:
-        for page in self.store.iter_chunks(batch=PAGE):
+        for page in self.pages:
             for source, chunks in itertools.groupby(page, key=lambda c: c.metadata.get(SOURCE)):
                 pieces = []
                 for chunk in chunks:
                     start = chunk.metadata.get(START)
                     first = start if isinstance(start, int) else 0
                     end = first + len(chunk.text)
-                    pieces.append(Piece(chunk.text, first, end, chunk.metadata, chunk.id))
+                    pieces.append(
+                        Piece(chunk.text, first, end, chunk.metadata, chunk.id, chunk.vector)
+                    )
                 self.read += 1
                 yield Unit(str(source or ""), pieces, copy=True)
 
@@ -81,23 +83,76 @@ def migrate(
         RagIndexError: The index changed during the copy (run ``migrate`` again).
         OllamaError: Embedding failed; the old index is untouched and a later call resumes.
     """
+    return _rebuild(
+        store,
+        manifest,
+        store.iter_chunks(batch=PAGE),
+        embedder=embedder,
+        splitter_factory=splitter_factory,
+        on_chunks=on_chunks,
+        what="Migration",
+        again="Run migrate() again to finish it",
+    )
+
+
+def repair(
+    *,
+    store: ChunkStore,
+    manifest: IndexManifest,
+    embedder: OllamaEmbedder,
+    splitter_factory: Callable[[int], CJKTextSplitter],
+    on_chunks: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Rebuild a damaged store from what it still holds (:meth:`ChunkStore.salvage`).
+
+    The same crash-safe copy as :func:`migrate`, to the same model: chunks whose vector was
+    recovered are stored with it, the others are embedded again.
+
+    Returns:
+        A report: ``chunks_skipped`` counts the recovered vectors, ``chunks_embedded`` the
+        chunks embedded again.
+    """
+    return _rebuild(
+        store,
+        manifest,
+        store.salvage(batch=PAGE),
+        embedder=embedder,
+        splitter_factory=splitter_factory,
+        on_chunks=on_chunks,
+        what="Repair",
+        again="Open the index again to finish it",
+    )
+
+
+def _rebuild(
+    store: ChunkStore,
+    manifest: IndexManifest,
+    pages: Iterable[list[StoredChunk]],
+    *,
+    embedder: OllamaEmbedder,
+    splitter_factory: Callable[[int], CJKTextSplitter],
+    on_chunks: Callable[[int], None] | None,
+    what: str,
+    again: str,
+) -> IngestReport:
+    """Copy ``pages`` into a side store carrying ``manifest``, verify, and switch to it."""
     version = _version(store)
     side = store.side(manifest, version=version)
-    pipeline = Pipeline(
+    copier = Pipeline(
         store=side,
         embedder=embedder,
         splitter_factory=splitter_factory,
         on_chunks=on_chunks,
         collect_ids=False,
     )
-    copies = _Copies(store)
-    report = pipeline.run(copies)
+    copies = _Copies(pages)
+    report = copier.run(copies)
     # Every chunk read was written (the pipeline raises otherwise); what remains to rule out
     # is another client writing to the index meanwhile (a shared Chroma server).
-    if pipeline.units_written != copies.read or _version(store) != version:
+    if copier.units_written != copies.read or _version(store) != version:
         msg = (
-            f"Migration of {store.location} is incomplete: the index changed while it was "
-            "being copied; the old index is untouched. Run migrate() again to finish it"
+            f"{what} of {store.location} is incomplete: the index changed while it was "
+            f"being copied; the old index is untouched. {again}"
         )
         raise RagIndexError(msg, path=store.path)
     store.switch(side)

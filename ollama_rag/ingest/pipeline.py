@@ -363,8 +363,10 @@ class Pipeline:
                 {
                     content_hash
                     for job in jobs
-                    for cid, content_hash in zip(job.ids, job.hashes, strict=True)
-                    if cid not in job.stored and cid not in parts
+                    for cid, content_hash, piece in zip(
+                        job.ids, job.hashes, job.unit.pieces, strict=True
+                    )
+                    if cid not in job.stored and cid not in parts and piece.vector is None
                 }
             )
         )
@@ -374,6 +376,8 @@ class Pipeline:
                     job.resolved[i] = [(piece, None)]
                 elif cid in parts:
                     job.resolved[i] = [(part, None) for part in parts[cid]]
+                elif piece.vector is not None:
+                    job.resolved[i] = [(piece, piece.vector)]
                 elif (vector := known.get(job.hashes[i])) is not None:
                     job.resolved[i] = [(piece, vector)]
             todo = [i for i, r in enumerate(job.resolved) if r is None]

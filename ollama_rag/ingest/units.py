@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ollama_rag.storage.base import Vector
 from ollama_rag.storage.schema import Metadata
 
 __all__ = ["Piece", "Unit"]
@@ -29,6 +30,8 @@ class Piece:
             chunk, everything stored with it.
         id: The id of a stored chunk being copied (migration); None for new text, whose id is
             derived from its source and content.
+        vector: A vector already known for it (a repair recovered it from disk): stored as
+            it is instead of embedding the text again.
     """
 
     text: str
@@ -36,6 +39,7 @@ class Piece:
     end: int
     metadata: Mapping[str, Any] = field(default_factory=dict)
     id: str | None = None
+    vector: Vector | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

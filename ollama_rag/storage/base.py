@@ -24,14 +24,22 @@ What a store promises:
 
 from __future__ import annotations
 
+import contextlib
+import os
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
-from ollama_rag.errors import INDEX_CLOSED_MESSAGE, IndexClosedError
+from ollama_rag.errors import (
+    INDEX_CLOSED_MESSAGE,
+    INDEX_FORKED_MESSAGE,
+    IndexClosedError,
+    IndexForkedError,
+)
 from ollama_rag.storage.schema import Metadata
 
 if TYPE_CHECKING:
@@ -165,18 +173,26 @@ class ChunkStore(ABC):
         self.location = location
         self.path = path
         self._closed = False
+        self._pid = os.getpid()
 
     # ------------------------------------------------------------------ lifecycle
 
     def check_open(self) -> None:
-        """Refuse use after :meth:`close`.
+        """Refuse use after :meth:`close`, and in a ``fork()`` of the process that opened it.
+
+        A forked child inherits the store's clients and the embedder's thread pools, but not
+        their threads: its first call would wait forever.
 
         Raises:
             IndexClosedError: The store is closed.
+            IndexForkedError: This process is a fork of the one that opened the store.
         """
         if self._closed:
             msg = INDEX_CLOSED_MESSAGE.format(where=self.location)
             raise IndexClosedError(msg, path=self.path)
+        if (pid := os.getpid()) != self._pid:
+            msg = INDEX_FORKED_MESSAGE.format(where=self.location, parent=self._pid, child=pid)
+            raise IndexForkedError(msg, path=self.path)
 
     @property
     def closed(self) -> bool:
@@ -286,6 +302,29 @@ class ChunkStore(ABC):
     @abstractmethod
     def recover(self) -> None:
         """Finish (or undo) a switch to a side store that a crash interrupted."""
+
+    def doing(self, what: str) -> AbstractContextManager[None]:
+        """Announce ``what`` this process is doing (``"adding files"``) while the block runs.
+
+        A store with a directory lock records it there, so that another process refused the
+        index can say what it waits for. Others do nothing.
+        """
+        return contextlib.nullcontext()
+
+    def damage(self) -> str | None:
+        """What is broken on disk (a crash mid-write), or None when the store is whole.
+
+        Cheap enough to run on every open. A store that cannot be damaged this way (in memory,
+        on a server) returns None.
+        """
+        return None
+
+    def salvage(self, *, batch: int = 1000) -> Iterator[list[StoredChunk]]:
+        """Every chunk still readable, with its vector where it survived (None where not).
+
+        What a repair copies into a fresh side store; a whole store yields everything.
+        """
+        return self.iter_chunks(batch=batch)
 
     @abstractmethod
     def side(self, manifest: IndexManifest, *, version: str) -> ChunkStore:

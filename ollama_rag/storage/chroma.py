@@ -26,6 +26,7 @@ it): :meth:`ChromaStore.recover`, run on every open, finishes an interrupted swi
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import functools
 import os
@@ -165,6 +166,7 @@ class _Handle:
     path: str | None
     owned: bool = True
     remote: bool = False
+    lock: DirectoryLock | None = None
 
     def close(self) -> None:
         """Release this share; the last one closes the client and frees the lock."""
@@ -237,7 +239,7 @@ def _open_client(path: str | os.PathLike[str] | None, client: ClientAPI | None) 
             shared = _Shared(client=persistent, lock=lock)
             _open[key] = shared
         shared.refs += 1
-        return _Handle(client=shared.client, key=key, path=key)
+        return _Handle(client=shared.client, key=key, path=key, lock=shared.lock)
 
 
 def read_collections(directory: str | os.PathLike[str]) -> list[tuple[str, Metadata, int]]:
@@ -353,6 +355,20 @@ class ChromaStore(ChunkStore):
             super().close()
             if self._owns_handle:
                 self._handle.close()
+
+    @contextlib.contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        """Record ``what`` in the directory's owner file while the block runs."""
+        lock = self._handle.lock
+        if lock is None:
+            yield
+            return
+        lock.note(what)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
+                lock.note(None)
 
     def _get(self, name: str) -> Collection | None:
         from chromadb.errors import NotFoundError

@@ -24,12 +24,26 @@ OWNER_FILE = ".ollama-rag.owner"
 
 
 def read_owner(directory: str | os.PathLike[str]) -> tuple[str, int | None]:
-    """Who holds the lock on ``directory``: a phrase for messages, and the pid if recorded."""
+    """Who holds the lock on ``directory`` and what it is doing, and its pid if recorded.
+
+    >>> read_owner("/nonexistent")
+    ('another process', None)
+    """
     try:
         info = json.loads((Path(directory) / OWNER_FILE).read_text(encoding="utf-8"))
-        return f"pid {info['pid']} on {info['host']} since {info['since']}", int(info["pid"])
+        who = f"pid {info['pid']} on {info['host']} (open since {info['since']})"
+        doing = info.get("doing")
+        if doing:
+            who += f", {doing} since {info.get('doing_since', '?')}"
+        else:
+            who += ", idle"
+        return who, int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return "another process", None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class DirectoryLock:
@@ -52,12 +66,31 @@ class DirectoryLock:
             holder, _ = read_owner(directory)
             msg = f"The index at {directory} is open for writing by {holder}. {fix}"
             raise IndexLockedError(msg, path=directory) from err
-        owner = {
+        self._owner: dict[str, object] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "since": datetime.now(timezone.utc).isoformat(),
+            "since": _now(),
         }
-        (Path(directory) / OWNER_FILE).write_text(json.dumps(owner), encoding="utf-8")
+        self._write_owner()
+
+    def note(self, doing: str | None) -> None:
+        """Record what the holder is doing (``"adding files"``), or that it is idle (None).
+
+        Another process refused the lock reads it, so that the refusal can say whether to
+        wait a moment or for a long ingest.
+        """
+        self._owner.pop("doing", None)
+        self._owner.pop("doing_since", None)
+        if doing:
+            self._owner.update(doing=doing, doing_since=_now())
+        self._write_owner()
+
+    def _write_owner(self) -> None:
+        # Written whole to a temporary name and renamed, so a reader never sees half of it.
+        target = Path(self.directory) / OWNER_FILE
+        temporary = target.with_name(f"{OWNER_FILE}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(self._owner), encoding="utf-8")
+        os.replace(temporary, target)
 
     def release(self) -> None:
         """Give the directory up (the owner record first, so it never names a dead holder)."""

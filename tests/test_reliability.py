@@ -1,0 +1,117 @@
+"""Processes against one index: fork()ed children, and what a refused process is told.
+
+Real processes throughout (multiprocessing with the ``fork`` start method, subprocesses);
+``docs/reliability.md`` lists these scenarios with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ollama_rag import IndexForkedError, IndexLockedError, RagIndex
+from ollama_rag.storage.lock import OWNER_FILE
+from ollama_rag.testing import LocalOllama
+
+pytestmark = pytest.mark.reliability
+
+TEXTS = [f"第{i}章。富士山は日本で一番高い山で、標高は3776メートルです。" for i in range(3)]
+
+
+def _use_in_child(index: RagIndex, how: str, answers: Any) -> None:
+    try:
+        if how == "search":
+            index.search("富士山", k=1)
+        elif how == "retriever":
+            index.as_retriever().invoke("富士山")
+        else:
+            index.add_texts(["子プロセスの文章。"])
+        answers.put(("no error", ""))
+    except IndexForkedError as err:
+        answers.put((type(err).__name__, str(err)))
+    except Exception as err:  # reported, so the assertion shows what happened instead
+        answers.put((type(err).__name__, str(err)))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork() exists on POSIX only")
+@pytest.mark.parametrize("how", ["search", "retriever", "add"])
+def test_an_index_used_in_a_forked_child_is_refused_not_hung(
+    tmp_path: Path, ollama: LocalOllama, how: str
+) -> None:
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url) as index:
+        index.add_texts(TEXTS, source="fuji.md")
+        context = multiprocessing.get_context("fork")
+        answers = context.Queue()
+        child = context.Process(target=_use_in_child, args=(index, how, answers))
+        child.start()
+        child.join(timeout=60)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+        assert not hung, "the forked child hung on its first call"
+        assert child.exitcode == 0
+        kind, message = answers.get(timeout=5)
+        assert kind == "IndexForkedError"
+        assert f"opened in process {index._store._pid}" in message
+        assert f"process {child.pid}" in message
+        assert "get_context('spawn')" in message
+        # The parent is untouched by its child's attempt.
+        assert index.search("富士山", k=1)[0].metadata["source"] == "fuji.md"
+        assert index.count() == len(TEXTS)
+
+
+HOLDER = """
+import sys
+from ollama_rag import RagIndex
+index = RagIndex(sys.argv[1], model="bge-m3", base_url=sys.argv[2])
+texts = [f"第{i}段落。長い取り込みの途中です。" for i in range(40)]
+print("writing", flush=True)
+index.add_texts(texts, source="long.md")
+print("done", flush=True)
+sys.stdin.read()
+index.close()
+"""
+
+
+def test_a_refused_process_is_told_what_the_holder_is_doing(
+    tmp_path: Path, fresh_ollama: LocalOllama
+) -> None:
+    db = tmp_path / "db"
+    RagIndex(db, model="bge-m3", base_url=fresh_ollama.url).close()
+    fresh_ollama.set_delay(per_input=0.15)  # a long ingest: ~6 s
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), fresh_ollama.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "writing"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the note is written as the ingest starts
+            owner = json.loads((db / OWNER_FILE).read_text(encoding="utf-8"))
+            if owner.get("doing"):
+                break
+            time.sleep(0.05)
+        with pytest.raises(IndexLockedError) as busy:
+            RagIndex(db, base_url=fresh_ollama.url)
+        assert f"pid {holder.pid}" in str(busy.value)
+        assert "adding texts since" in str(busy.value)
+        assert holder.stdout.readline().strip() == "done"
+        with pytest.raises(IndexLockedError) as idle:
+            RagIndex(db, base_url=fresh_ollama.url)
+        assert f"pid {holder.pid}" in str(idle.value)
+        assert ", idle." in str(idle.value)
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+    with RagIndex(db, base_url=fresh_ollama.url) as index:
+        assert index.count() == 40
