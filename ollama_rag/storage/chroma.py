@@ -26,8 +26,8 @@ it): :meth:`ChromaStore.recover`, run on every open, finishes an interrupted swi
 
 from __future__ import annotations
 
-import contextlib
 import asyncio
+import contextlib
 import functools
 import os
 import re
