@@ -294,9 +294,9 @@ class _Walk:
                 found.real = None
         names: set[tuple[str, str]] = set()
         for found in sorted(files, key=lambda f: f.order):
-            key = (found.entry.root, found.entry.source)
             if found.real is None:
                 continue
+            key = (found.entry.root, found.entry.source)
             if key in names:
                 msg = NAME_CLASH_MESSAGE.format(source=key[1], root=key[0])
                 found.entry = dataclasses.replace(found.entry, error=msg)
@@ -343,7 +343,11 @@ class _Walk:
                 entry = FileEntry(real, escape_name(rel), root)
                 self.found.append(_Found(_order(number, entry), entry, real, direct=direct))
             elif kind == "file link":
-                real = Path(item.path).resolve()
+                try:
+                    real = Path(item.path).resolve(strict=True)
+                except (OSError, RuntimeError) as err:  # the link changed since it was looked at
+                    self._error(number, root, rel, Path(item.path), _why(err), folder=False)
+                    continue
                 entry = FileEntry(real, escape_name(rel), root)
                 self.found.append(_Found(_order(number, entry), entry, real))
             elif kind == "error":
