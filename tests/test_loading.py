@@ -662,7 +662,12 @@ def tree(tmp_path: Path) -> Path:
 
 
 def sources(entries: Iterable[FileEntry]) -> list[str]:
-    return [e.source for e in entries]
+    """The sources of the entries to read (not those yielded only to be reported)."""
+    return [e.source for e in entries if e.skip_reason is None and e.error is None]
+
+
+def skipped(entries: Iterable[FileEntry]) -> dict[str, str | None]:
+    return {e.source: e.skip_reason for e in entries if e.skip_reason is not None}
 
 
 def test_discover_walks_sorted_and_skips_defaults(tree: Path) -> None:
@@ -732,6 +737,9 @@ def test_overlapping_paths_yield_each_file_once(tree: Path) -> None:
     entries = list(discover([tree / "sub" / "x.md", tree, tree / "sub"]))
     assert sources(entries).count("x.md") + sources(entries).count("sub/x.md") == 1
     assert sources(entries)[0] == "x.md"
+    # The second path to it is yielded only to be reported, naming the first.
+    root = (tree / "sub").resolve().as_posix()
+    assert skipped(entries) == {"sub/x.md": f"same file as {root}/x.md, indexed under that name"}
 
 
 def test_missing_path_raises_at_the_call(tmp_path: Path) -> None:
@@ -764,7 +772,16 @@ def test_symlink_loops_and_duplicates_are_cut(tmp_path: Path) -> None:
     (root / "broken.md").symlink_to(root / "missing.md")
     (root / "cycle1.md").symlink_to(root / "cycle2.md")
     (root / "cycle2.md").symlink_to(root / "cycle1.md")
-    assert sources(discover(root)) == ["a.md", "sub/b.md"]
+    entries = list(discover(root))
+    assert sources(entries) == ["a.md", "sub/b.md"]
+    assert skipped(entries) == {
+        "alias.md": "same file as a.md, indexed under that name",
+        "broken.md": f"broken symlink: its target {root / 'missing.md'} does not exist",
+        "cycle1.md": "symlink loop: following it never reaches a file or folder",
+        "cycle2.md": "symlink loop: following it never reaches a file or folder",
+        "sub/loop": f"symlink loop: it points to {root.resolve().as_posix()}, a folder it is in",
+        "sub/self": "symlink loop: it points to sub, a folder it is in",
+    }
 
 
 @needs_symlinks
@@ -777,9 +794,10 @@ def test_symlinks_out_of_the_root_are_followed_with_relative_sources(tmp_path: P
     (root / "linked").symlink_to(outside, target_is_directory=True)
     (root / "one.md").symlink_to(outside / "o.md")
     entries = list(discover(root))
-    # linked/ sorts before one.md, so one.md (the same real file as linked/o.md) is not repeated
+    # Both paths to o.md are links: the first in walk order (linked/ sorts first) is indexed.
     assert sources(entries) == ["a.md", "linked/nested/n.md", "linked/o.md"]
-    assert entries[-1].path == (outside / "o.md").resolve()
+    assert skipped(entries) == {"one.md": "same file as linked/o.md, indexed under that name"}
+    assert entries[2].path == (outside / "o.md").resolve()
     assert all(not e.source.startswith("/") and ".." not in e.source for e in entries)
 
 
@@ -787,7 +805,10 @@ def test_symlinks_out_of_the_root_are_followed_with_relative_sources(tmp_path: P
 def test_named_pipes_are_skipped_not_read(tmp_path: Path) -> None:
     write(tmp_path / "a.txt", "a")
     os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
-    assert sources(discover(tmp_path)) == ["a.txt"]
+    entries = list(discover(tmp_path))
+    assert sources(entries) == ["a.txt"]
+    assert skipped(entries) == {"pipe.txt": "named pipe (FIFO), not a regular file"}
+    assert classify(entries[1]) == "named pipe (FIFO), not a regular file"  # never opened
     with pytest.raises(DocumentLoadError, match="neither a regular file nor a folder"):
         discover(tmp_path / "pipe.txt")
 

@@ -9,6 +9,7 @@ than after all of them.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,41 +19,136 @@ from langchain_core.documents import Document
 
 from ollama_rag.errors import ConfigError
 from ollama_rag.ingest.units import Piece, Unit
+from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.schema import RESERVED_KEYS, SOURCE, Metadata, sha256
 
 __all__ = ["SourceDocuments", "check_metadata", "plan_documents", "plan_texts", "units_of"]
 
-_SCALARS = (str, int, float, bool)
+# What Chroma stores faithfully, checked against a real collection (chromadb 1.5): it drops NaN
+# and infinity silently, turns integers beyond 64 bits into approximate floats, refuses None,
+# empty lists, mixed lists (even int with float), keys starting with "$" or "#", and strings
+# with lone surrogates; a list holding NaN or infinity makes every later call on the
+# collection fail, even after reopening. Keys starting with "chroma:" are dropped on reading.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_RESERVED_PREFIXES = ("$", "#", "chroma:")
+_SCALAR_TYPES = (bool, int, float, str)  # bool first: it is also an int
+_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
 def check_metadata(metadata: Mapping[str, Any], where: str) -> Metadata:
-    """Chroma accepts only scalars (or non-empty scalar lists); say which key breaks that.
+    """Check metadata against what Chroma stores faithfully; say which key breaks it.
 
-    ``None`` values are dropped (a key without a value).
+    The rules: keys are non-empty strings not starting with ``$``, ``#`` or ``chroma:``;
+    values are ``bool``, ``str``, finite ``float``, ``int`` within signed 64 bits, or a
+    non-empty list of one of those types (no mixing, not even ``int`` with ``float``); no
+    string (key, value or list element) holds a lone surrogate. ``None`` values are dropped
+    (the key is left out, which is how Chroma reads a missing key). Values of subclasses
+    (``IntEnum``, ``numpy.float64``, ``str`` subclasses) are stored as the plain type.
+
+    Args:
+        metadata: The user's metadata.
+        where: Names the text or document in messages ("Text 3 (source 'a.md')").
+
+    Returns:
+        The metadata to store.
 
     Raises:
-        ConfigError: A key is not a non-empty string, or a value is not storable.
+        ConfigError: Naming the key (and list position) that breaks a rule, and the fix.
     """
+    if not isinstance(metadata, Mapping):
+        msg = f"{where}: metadata must be a dict, got a {type(metadata).__name__}"
+        raise ConfigError(msg)
     clean: Metadata = {}
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key:
-            msg = f"{where}: metadata keys must be non-empty strings, got {key!r}"
-            raise ConfigError(msg)
+        _check_key(key, where)
         if value is None:
             continue
-        ok = isinstance(value, _SCALARS) or (
-            isinstance(value, list) and value and all(isinstance(v, _SCALARS) for v in value)
+        if isinstance(value, list):
+            clean[key] = _check_list(value, f"{where}: metadata {key!r}")
+        else:
+            clean[key] = _check_scalar(value, f"{where}: metadata {key!r}")
+    return clean
+
+
+def _check_key(key: object, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        msg = f"{where}: metadata keys must be non-empty strings, got {key!r}"
+        raise ConfigError(msg)
+    if (at := find_surrogate(key)) != -1:
+        msg = f"{where}: metadata key {key!r} {_SURROGATE_PROBLEM.format(at=at)}"
+        raise ConfigError(msg)
+    if key.startswith(_RESERVED_PREFIXES):
+        prefix = next(p for p in _RESERVED_PREFIXES if key.startswith(p))
+        msg = (
+            f"{where}: metadata key {key!r} starts with {prefix!r}, which Chroma reserves "
+            "(it refuses keys starting with '$' or '#' and drops those starting with "
+            "'chroma:') — rename the key"
         )
-        if not ok:
+        raise ConfigError(msg)
+
+
+_SURROGATE_PROBLEM = (
+    "has a lone surrogate at offset {at}, which cannot be stored: the text was decoded with "
+    "errors='surrogateescape' (file names are) — decode it with errors='replace' or "
+    "'backslashreplace' instead (ollama_rag.loading.escape_name does this for file names)"
+)
+
+
+def _check_list(value: list[Any], label: str) -> list[Any]:
+    if not value:
+        msg = f"{label} is an empty list; Chroma stores only non-empty lists — leave the key out"
+        raise ConfigError(msg)
+    checked = [_check_scalar(v, f"{label}[{i}]") for i, v in enumerate(value)]
+    kinds = {_kind(v) for v in checked}
+    if len(kinds) > 1:
+        names = " and ".join(sorted(_TYPE_NAMES[k] for k in kinds if k is not None))
+        convert = "str(x)" if str in kinds else "float(x)"
+        msg = (
+            f"{label} mixes {names} values; Chroma stores lists of one type (bool, int, float "
+            f"or str) — convert the elements, e.g. [{convert} for x in value]"
+        )
+        raise ConfigError(msg)
+    return checked
+
+
+def _kind(value: object) -> type | None:
+    return next((t for t in _SCALAR_TYPES if isinstance(value, t)), None)
+
+
+def _check_scalar(value: object, label: str) -> bool | int | float | str:
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        number = int(value)
+        if not _INT64_MIN <= number <= _INT64_MAX:
             msg = (
-                f"{where}: metadata {key!r} is a {type(value).__name__}; Chroma stores only "
-                "str, int, float, bool or a non-empty list of them. Convert it, e.g. with "
-                "json.dumps(value)"
+                f"{label} = {number} does not fit in a signed 64-bit integer, and Chroma would "
+                "store it as an approximate float — store str(value) instead"
             )
             raise ConfigError(msg)
-        clean[key] = value
-    return clean
+        return number
+    if isinstance(value, float):
+        real = float(value)
+        if not math.isfinite(real):
+            msg = (
+                f"{label} is {real!r}, which Chroma does not store (it drops the key, or in "
+                "a list breaks the collection) — leave the key out, or store a string"
+            )
+            raise ConfigError(msg)
+        return real
+    if isinstance(value, str):
+        text = str.__str__(value)  # the plain str of a subclass, whatever its __str__
+        if (at := find_surrogate(text)) != -1:
+            msg = f"{label} {_SURROGATE_PROBLEM.format(at=at)}"
+            raise ConfigError(msg)
+        return text
+    what = "None" if value is None else f"a {type(value).__name__}"
+    msg = (
+        f"{label} is {what}; Chroma stores only str, int, float, bool or a non-empty list of "
+        "one of them. Convert it, e.g. with json.dumps(value) (value.item() for numpy numbers)"
+    )
+    raise ConfigError(msg)
 
 
 @dataclass
@@ -118,7 +214,14 @@ def _plan(
 ) -> list[SourceDocuments]:
     grouped: dict[str, SourceDocuments] = {}
     for n, (content, metadata) in enumerate(items):
-        user = check_metadata(metadata, f"{label} {n}")
+        where = f"{label} {n}"
+        named = metadata.get(SOURCE) if isinstance(metadata, Mapping) else None
+        if isinstance(named, str) and named:
+            where += f" (source {named!r})"
+        user = check_metadata(metadata, where)
+        if (at := find_surrogate(content)) != -1:
+            msg = f"{where}: the text {_SURROGATE_PROBLEM.format(at=at)}"
+            raise ConfigError(msg)
         raw_source = user.pop(SOURCE, None)
         source = str(raw_source) if raw_source else f"text:{sha256(content)[:16]}"
         if not content.strip():
@@ -130,7 +233,7 @@ def _plan(
             continue
         if reserved := sorted(set(user) & set(RESERVED_KEYS)):
             msg = (
-                f"{label} {n}: metadata {reserved} is reserved by ollama-rag (it writes "
+                f"{where}: metadata {reserved} is reserved by ollama-rag (it writes "
                 "these keys itself); rename it, e.g. 'my_chunk_index'"
             )
             raise ConfigError(msg)

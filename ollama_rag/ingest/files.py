@@ -2,8 +2,9 @@
 
 A file's identity is its bytes plus the options it is loaded with, so re-running with
 ``encoding=`` fixes a wrongly decoded file. A file whose identity matches the completion marker
-stored for its source (from the same folder) is skipped without being decoded. Every file that
-is not indexed ends up in the :class:`~ollama_rag.ingest.report.IngestReport` with its reason.
+stored for its source (from the same folder) is skipped without being decoded. Every entry the
+walk found that is not indexed — unreadable, binary, a pipe, a broken link, a second path to a
+file — ends up in the :class:`~ollama_rag.ingest.report.IngestReport` with its reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ollama_rag import loading
 from ollama_rag.errors import DocumentLoadError
 from ollama_rag.ingest.report import IngestReport
 from ollama_rag.ingest.units import Piece, Unit
+from ollama_rag.loading.discovery import escape_name, unescape_name
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.base import ChunkStore, StoredSource
 from ollama_rag.storage.schema import ROOT, sha256
@@ -61,7 +63,8 @@ class FilePlanner:
         self, entries: list[loading.FileEntry], on_file: Callable[[], None] | None = None
     ) -> Iterator[Unit]:
         """The units of the new and changed files among ``entries``, read one at a time."""
-        stored = self.store.stored_sources([e.source for e in entries])
+        readable = [e.source for e in entries if e.skip_reason is None and e.error is None]
+        stored = self.store.stored_sources(readable)
         for entry in entries:
             if on_file is not None:
                 on_file()
@@ -76,6 +79,12 @@ class FilePlanner:
         self.report.files_failed += 1
 
     def _unit(self, entry: loading.FileEntry, known: StoredSource) -> Unit | None:
+        if entry.skip_reason is not None:  # never opened: a pipe, a device, a broken link, ...
+            self.report.skipped.append((entry.source, entry.skip_reason))
+            return None
+        if entry.error is not None:
+            self._fail(entry, entry.error)
+            return None
         if (clash := self._clash(entry, known)) is not None:
             self._fail(entry, clash)
             return None
@@ -95,7 +104,7 @@ class FilePlanner:
         if digest in known.markers and entry.root in known.roots:
             self.report.files_unchanged += 1
             return None
-        reason = loading.classify(entry, data, max_file_bytes=limit)
+        reason = loading.classify(entry, data, max_file_bytes=limit, encoding=self.encoding)
         if reason is not None:
             self.report.skipped.append((entry.source, reason))
             return None
@@ -123,7 +132,7 @@ class FilePlanner:
         others += [
             root
             for root in sorted(known.roots - {entry.root})
-            if (Path(root) / entry.source).exists()
+            if (Path(unescape_name(root)) / unescape_name(entry.source)).exists()
         ]
         if not others:
             return None
@@ -137,4 +146,4 @@ class FilePlanner:
 def roots_of(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The folders among ``paths``, as the POSIX roots their files are recorded under."""
     resolved = [Path(p).expanduser().resolve() for p in paths]
-    return [r.as_posix() for r in resolved if r.is_dir()]
+    return [escape_name(r.as_posix()) for r in resolved if r.is_dir()]

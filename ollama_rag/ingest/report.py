@@ -22,8 +22,11 @@ class IngestReport:
         chunks_skipped: Chunks already stored, or whose vector was reused.
         embedding_requests: ``/api/embed`` requests made (including retries).
         seconds: Wall time.
-        skipped: ``(source, reason)`` for files not indexed on purpose (binary, empty, unknown).
-        failed: ``(source, reason)`` for files that could not be read.
+        skipped: ``(source, reason)`` for entries not indexed on purpose: unsupported, empty,
+            binary or too large files, pipes, sockets, devices, broken links, symlink loops,
+            second paths to a file already indexed.
+        failed: ``(source, reason)`` for files that could not be read or decoded, and folders
+            that could not be listed.
     """
 
     files_added: int = 0

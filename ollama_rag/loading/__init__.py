@@ -1,10 +1,11 @@
 """Find files, read them as text, and say where each part of the text came from.
 
-:func:`discover` walks files and folders in a fixed order and yields :class:`FileEntry` items;
-:func:`read_document` turns one into a :class:`LoadedDocument`: the text to split, a hash of the
-raw bytes, per-file metadata and *spans* that tie offsets in the text to a Markdown heading path
-or a PDF page. :func:`classify` says cheaply why a file would be skipped (unsupported, binary,
-empty, too large), so a batch can report it and go on.
+:func:`discover` walks files and folders in a fixed order and yields :class:`FileEntry` items,
+also for what it cannot index (pipes, broken links, repeats), with the reason, so that it can be
+reported; :func:`read_document` turns one into a :class:`LoadedDocument`: the text to split, a
+hash of the raw bytes, per-file metadata and *spans* that tie offsets in the text to a Markdown
+heading path or a PDF page. :func:`classify` says cheaply why a file would be skipped
+(unsupported, binary, empty, too large), so a batch can report it and go on.
 
 Text files in UTF-8, UTF-16/32 (with a BOM), Shift_JIS/CP932, EUC-JP, ISO-2022-JP, GBK/GB18030,
 Big5, EUC-KR/CP949 or CP1252 are decoded without being told the encoding; see
@@ -32,7 +33,13 @@ Example::
 
 from __future__ import annotations
 
-from ollama_rag.loading.discovery import DEFAULT_EXCLUDE, FileEntry, discover
+from ollama_rag.loading.discovery import (
+    DEFAULT_EXCLUDE,
+    FileEntry,
+    discover,
+    escape_name,
+    unescape_name,
+)
 from ollama_rag.loading.discovery import MISSING_PATH_MESSAGE as MISSING_PATH_MESSAGE
 from ollama_rag.loading.discovery import NOT_A_FILE_MESSAGE as NOT_A_FILE_MESSAGE
 from ollama_rag.loading.discovery import UNREADABLE_MESSAGE as UNREADABLE_MESSAGE
@@ -54,8 +61,10 @@ __all__ = [
     "classify",
     "decode_text",
     "discover",
+    "escape_name",
     "file_hash",
     "read_bytes",
     "read_document",
     "span_metadata",
+    "unescape_name",
 ]

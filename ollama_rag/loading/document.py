@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 from ollama_rag.errors import DocumentLoadError
 from ollama_rag.loading.discovery import FileEntry
-from ollama_rag.loading.encoding import check_codec
+from ollama_rag.loading.encoding import check_codec, replace_surrogates
 from ollama_rag.loading.formats import format_for
 from ollama_rag.loading.formats.base import Metadata, MetadataValue
 from ollama_rag.loading.sniffing import (
@@ -89,22 +89,36 @@ def read_document(
         check_codec(encoding)
     if data is None:
         data = read_bytes(entry, max_file_bytes=max_file_bytes)
-    reason = classify(entry, data, max_file_bytes=max_file_bytes)
+    reason = classify(entry, data, max_file_bytes=max_file_bytes, encoding=encoding)
     if reason is not None:
         raise DocumentLoadError(skip_message(entry, reason, len(data)), source=entry.source)
     fmt = format_for(entry.path.suffix.lower(), data)
     parsed = fmt.parse(entry, data, encoding)
-    segments, title = parsed.segments, parsed.title
+    # Lone surrogates (from a PDF's broken character map, or a codec such as UTF-7) cannot be
+    # stored: they become U+FFFD, as undecodable bytes do in every decoder that replaces.
+    segments = [(replace_surrogates(seg), _valid(m)) for seg, m in parsed.segments]
+    title = replace_surrogates(parsed.title) if parsed.title else parsed.title
     if normalize:
         segments = [(_nfkc(seg), {k: _nfkc_value(v) for k, v in m.items()}) for seg, m in segments]
         title = _nfkc(title) if title else title
     text, spans = _assemble(segments, parsed.separator)
     if not text.strip():
         raise DocumentLoadError(skip_message(entry, "empty file", len(data)), source=entry.source)
-    metadata: Metadata = {"file_type": fmt.file_type, **parsed.metadata, "file_size": len(data)}
+    metadata: Metadata = {
+        "file_type": fmt.file_type,
+        **_valid(parsed.metadata),
+        "file_size": len(data),
+    }
     if title:
         metadata["title"] = title
     return LoadedDocument(entry, text, file_hash(data), metadata, spans)
+
+
+def _valid(metadata: Metadata) -> Metadata:
+    return {
+        replace_surrogates(k): replace_surrogates(v) if isinstance(v, str) else v
+        for k, v in metadata.items()
+    }
 
 
 def _nfkc(text: str) -> str:

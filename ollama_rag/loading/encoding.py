@@ -22,6 +22,8 @@ __all__ = [
     "check_codec",
     "decode_file",
     "decode_text",
+    "find_surrogate",
+    "replace_surrogates",
     "unicode_bom",
     "utf16_without_bom",
 ]
@@ -117,6 +119,35 @@ def check_codec(encoding: str) -> None:
             "as 'utf-8', 'cp932', 'euc_jp', 'gb18030', 'big5' or 'euc_kr'"
         )
         raise ConfigError(msg) from err
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def find_surrogate(text: str) -> int:
+    r"""Return the offset of the first surrogate code point in ``text``, or -1.
+
+    A Python string holds code points, so a surrogate in it is never half of a valid pair:
+    it comes from ``errors="surrogateescape"`` (undecodable bytes, file names), from
+    ``"surrogatepass"``, or from codecs such as UTF-7 and ``unicode_escape``. It cannot be
+    encoded as UTF-8, so no index can store it.
+
+    >>> find_surrogate("ok"), find_surrogate("caf\udce9")
+    (-1, 3)
+    """
+    found = _SURROGATE.search(text)
+    return -1 if found is None else found.start()
+
+
+def replace_surrogates(text: str) -> str:
+    r"""Join surrogate pairs into their character and replace lone surrogates with U+FFFD.
+
+    >>> replace_surrogates("\ud83d\ude00 caf\udce9") == "\U0001f600 caf\ufffd"
+    True
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def unicode_bom(data: bytes) -> tuple[str, int] | None:
