@@ -41,7 +41,7 @@ from ollama_rag.ollama import (
 )
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
-from ollama_rag.search import Searcher
+from ollama_rag.search import Searcher, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
 
@@ -513,8 +513,11 @@ class RagIndex:
             if delete_missing:
                 items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
                 present = {e.source for e in entries}
+                # A folder that could not be listed hides its files, which are not gone.
+                hidden = tuple(f"{e.source}/" for e in entries if e.error is not None)
                 for root in roots_of(items):
-                    gone = sorted(self._store.sources_under(root) - present)
+                    stored = self._store.sources_under(root) - present
+                    gone = sorted(s for s in stored if not s.startswith(hidden))
                     if gone:
                         self._store.delete_sources(gone)
                         report.files_deleted += len(gone)
@@ -541,6 +544,7 @@ class RagIndex:
         if isinstance(ids, str):
             msg = f"delete(ids=...) takes a list of ids; wrap a single one: delete(ids=[{ids!r}])"
             raise ConfigError(msg)
+        check_encodable(ids if source is None else source, "delete()")
         self._live()
         with self._lock, self._store.doing("deleting chunks"):
             if source is not None:

@@ -23,6 +23,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ollama_rag.errors import ConfigError
+from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.storage.schema import ID, SCORE, public_metadata
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class _Plan:
     threshold: float | None = None
 
     def __post_init__(self) -> None:
+        check_encodable(self.filter, "filter=")
+        check_encodable(self.where_document, "where_document=")
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             msg = f"k must be a whole number of at least 1, got {self.k!r}"
             raise ConfigError(msg)
@@ -141,6 +144,34 @@ def _check_query(query: object) -> None:
     if not isinstance(query, str) or not query.strip():
         msg = "search() needs a non-empty query string"
         raise ConfigError(msg)
+    check_encodable(query, "the query")
+
+
+def check_encodable(value: object, what: str) -> None:
+    """Refuse strings (also inside filters) that hold a lone surrogate, naming where.
+
+    Such a string (from undecodable bytes) cannot be encoded as UTF-8, so neither Ollama nor
+    Chroma can take it; their own errors would not say which argument was wrong.
+
+    Raises:
+        ConfigError: ``value`` or a string inside it holds a surrogate.
+    """
+    if isinstance(value, str):
+        at = find_surrogate(value)
+        if at >= 0:
+            msg = (
+                f"{what} contains a lone surrogate (\\u{ord(value[at]):04x}) at offset {at}, "
+                "which cannot be encoded as UTF-8; fix the text, e.g. "
+                "text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')"
+            )
+            raise ConfigError(msg)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            check_encodable(key, what)
+            check_encodable(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_encodable(item, what)
 
 
 def _document(hit: Hit, include_root: bool) -> Document:

@@ -18,10 +18,12 @@ import socket
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 
-from ollama_rag import DocumentLoadError, RagIndex
+from ollama_rag import ConfigError, DocumentLoadError, RagIndex
 from ollama_rag.loading import (
     classify,
     discover,
@@ -327,3 +329,54 @@ def test_escaping_names_round_trips() -> None:
     assert unescape_name("a\\x41.txt") == "a\\x41.txt"  # ASCII bytes are never escaped
     assert doctest.testmod(discovery_module).failed == 0
     assert doctest.testmod(encoding_module).failed == 0
+
+
+def test_sync_keeps_the_chunks_of_a_folder_it_could_not_list(
+    tmp_path: Path, ollama: LocalOllama, mocker: MockerFixture
+) -> None:
+    # Losing the right to list a folder (chmod 000) cannot be produced as root, where these
+    # tests run, so scandir refuses that one folder instead.
+    docs = tmp_path / "docs"
+    (docs / "kept").mkdir(parents=True)
+    (docs / "kept" / "a.txt").write_text(FUJI, encoding="utf-8")
+    (docs / "b.txt").write_text(FUJI + "\n\n二つ目。", encoding="utf-8")
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if Path(path).name == "kept":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    with open_index(tmp_path, ollama) as index:
+        index.add_files(docs, progress=False)
+        mocker.patch.object(discovery_module.os, "scandir", side_effect=scandir)
+        report = index.sync(docs, progress=False)
+        sources = set(stored(index))
+
+    assert report.files_deleted == 0
+    assert [source for source, _ in report.failed] == ["kept"]
+    assert "Permission denied" in report.failed[0][1]
+    assert sources == {"kept/a.txt", "b.txt"}
+
+
+def test_lone_surrogates_in_queries_filters_and_deletes_are_refused_by_name(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    bad = os.fsdecode(b"caf\xe9.txt")  # what Python makes of an undecodable file name
+    with open_index(tmp_path, ollama) as index:
+        index.add_texts([FUJI], source="fuji.md")
+        requests = ollama.request_count("bge-m3")
+        with pytest.raises(
+            ConfigError, match=r"the query contains a lone surrogate .* at offset 3"
+        ):
+            index.search(bad)
+        with pytest.raises(ConfigError, match=r"filter= contains a lone surrogate"):
+            index.search("富士山", filter={"source": bad})
+        with pytest.raises(ConfigError, match=r"filter= contains a lone surrogate"):
+            index.as_retriever(search_kwargs={"filter": {"source": {"$in": [bad]}}}).invoke("山")
+        with pytest.raises(ConfigError, match=r"delete\(\) contains a lone surrogate"):
+            index.delete(source=bad)
+        with pytest.raises(ConfigError, match=r"delete\(\) contains a lone surrogate"):
+            index.delete(ids=[bad])
+        assert ollama.request_count("bge-m3") == requests  # refused before anything was sent
+        assert index.count() == 1
