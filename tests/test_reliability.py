@@ -115,3 +115,92 @@ def test_a_refused_process_is_told_what_the_holder_is_doing(
     assert holder.returncode == 0
     with RagIndex(db, base_url=fresh_ollama.url) as index:
         assert index.count() == 40
+
+
+def _open_in_child(parent_db: Path, other_db: Path, url: str, answers: Any) -> None:
+    try:
+        RagIndex(parent_db, base_url=url)
+        answers.put(("parent's index", "opened: the lock did not hold"))
+    except IndexLockedError as err:
+        answers.put(("parent's index", str(err)))
+    with RagIndex(other_db, model="bge-m3", base_url=url) as own:  # a new client works
+        own.add_texts(["子プロセスの索引。"], source="child.md")
+        answers.put(("own index", str(own.count())))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork() exists on POSIX only")
+def test_a_forked_child_can_open_indexes_itself_and_the_parent_keeps_its_lock(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    db, other = tmp_path / "db", tmp_path / "other"
+    with RagIndex(db, model="bge-m3", base_url=ollama.url) as index:
+        index.add_texts(TEXTS, source="fuji.md")
+        context = multiprocessing.get_context("fork")
+        answers = context.Queue()
+        child = context.Process(target=_open_in_child, args=(db, other, ollama.url, answers))
+        child.start()
+        child.join(timeout=60)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+        assert not hung
+        assert child.exitcode == 0
+        got = dict(answers.get(timeout=5) for _ in range(2))
+        assert "is open for writing by pid" in got["parent's index"]
+        assert got["own index"] == "1"
+        # The child's exit took neither the parent's lock nor its owner record.
+        assert (db / OWNER_FILE).exists()
+        probe = subprocess.run(
+            [sys.executable, "-c", OPENER, str(db), ollama.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "IndexLockedError" in probe.stdout
+        assert index.count() == len(TEXTS)
+
+
+OPENER = """
+import sys
+from ollama_rag import IndexLockedError, RagIndex
+try:
+    RagIndex(sys.argv[1], base_url=sys.argv[2]).close()
+    print("opened")
+except IndexLockedError:
+    print("IndexLockedError")
+"""
+
+FORKER = """
+import os, sys
+from ollama_rag import IndexForkedError, RagIndex
+index = RagIndex(sys.argv[1], model="bge-m3", base_url=sys.argv[2])
+index.add_texts(["富士山は日本で一番高い山です。"], source="fuji.md")
+pid = os.fork()
+if pid == 0:
+    try:
+        index.search("富士山")
+        print("child: no error", flush=True)
+    except IndexForkedError:
+        print("child: refused", flush=True)
+    sys.exit(0)  # a normal exit: finalisers run, which used to block forever
+_, status = os.waitpid(pid, 0)
+print("parent: child exit", os.waitstatus_to_exitcode(status), flush=True)
+print("parent: count", index.count(), flush=True)
+index.close()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork() exists on POSIX only")
+def test_a_plain_fork_child_exits_normally(tmp_path: Path, ollama: LocalOllama) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORKER, str(tmp_path / "db"), ollama.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "child: refused",
+        "parent: child exit 0",
+        "parent: count 1",
+    ]

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import os
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -151,6 +153,30 @@ def _forget_after_fork() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
     _open.clear()
+    _forget_chroma_systems()
+
+
+def _forget_chroma_systems() -> None:
+    """Drop chromadb's per-path client cache in a forked child, keeping its objects alive.
+
+    Chroma's Rust runtime does not survive fork(): in the child every call on an inherited
+    client blocks forever, a new ``PersistentClient`` for the same path reuses the inherited
+    one (chromadb caches one per path), and even finalising it at interpreter exit blocks.
+    So the inherited bindings are pinned (never finalised) and the cache is emptied, which
+    lets the child open the directory afresh and exit normally (measured with chromadb 1.5.9;
+    docs/reliability.md).
+    """
+    module = sys.modules.get("chromadb.api.shared_system_client")
+    if module is None:  # chromadb was never imported: nothing inherited
+        return
+    cache = module.SharedSystemClient
+    for system in list(cache._identifier_to_system.values()):
+        for component in list(getattr(system, "_instances", {}).values()):
+            bindings = getattr(component, "bindings", None)
+            if bindings is not None:
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(bindings))
+    cache._identifier_to_system.clear()
+    cache._identifier_to_refcount.clear()
 
 
 if hasattr(os, "register_at_fork"):

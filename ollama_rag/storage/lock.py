@@ -93,6 +93,13 @@ class DirectoryLock:
         os.replace(temporary, target)
 
     def release(self) -> None:
-        """Give the directory up (the owner record first, so it never names a dead holder)."""
+        """Give the directory up (the owner record first, so it never names a dead holder).
+
+        A ``fork()`` of the holder inherits this object but not the lock: releasing there would
+        take the parent's owner record (and, with older filelock, its lock) away, so it does
+        nothing.
+        """
+        if os.getpid() != self._owner["pid"]:
+            return
         (Path(self.directory) / OWNER_FILE).unlink(missing_ok=True)
         self._lock.release()
