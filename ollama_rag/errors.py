@@ -15,6 +15,7 @@ The tree (each class also inherits the builtin that callers already catch)::
     │   ├── IndexLockedError             (RuntimeError)    another process writes it
     │   ├── IndexClosedError             (RuntimeError)    used after close()
     │   ├── IndexForkedError             (RuntimeError)    used in a fork()ed child
+    │   ├── IndexReadOnlyError           (PermissionError) written after read_only=True
     │   └── IndexDamagedError            (RuntimeError)    damaged beyond repair on disk
     ├── ConfigError                      (ValueError)      bad arguments
     ├── DocumentLoadError                (ValueError)      unreadable or undecodable file
@@ -36,6 +37,7 @@ __all__ = [
     "IndexForkedError",
     "IndexLockedError",
     "IndexNotFoundError",
+    "IndexReadOnlyError",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
@@ -178,6 +180,10 @@ class IndexClosedError(RagIndexError, RuntimeError):
 
 class IndexForkedError(RagIndexError, RuntimeError):
     """The index was opened before ``fork()`` and used in the child process."""
+
+
+class IndexReadOnlyError(RagIndexError, PermissionError):
+    """A write was asked of an index opened with ``read_only=True``."""
 
 
 class IndexDamagedError(RagIndexError, RuntimeError):

@@ -119,6 +119,11 @@ class RagIndex:
             instead of ``path``.
         store: A :class:`~ollama_rag.storage.ChunkStore` to keep the index in, instead of
             ``path``/``client`` (another vector store behind the same seam).
+        read_only: Open an existing index for searching only; writes raise
+            :class:`IndexReadOnlyError`. A directory is opened as a private snapshot taken
+            between two write calls, so this works while another process is ingesting into
+            it (which any other open would damage) and never blocks that process; it does
+            not see later writes until opened again. See docs/reliability.md.
         pull: Pull the model (with a progress bar) if the server does not have it.
         on_mismatch: ``"error"`` (default) refuses a model that differs from the recorded one;
             ``"migrate"`` re-embeds the index with it instead (see :meth:`migrate`).
@@ -135,7 +140,8 @@ class RagIndex:
         EmbeddingModelMismatchError: The index was built by another model (name, digest or
             dimension).
         IndexNotFoundError: No index exists and no ``model`` was given.
-        IndexLockedError: Another process has the directory open.
+        IndexLockedError: Another process has the directory open (the message says what that
+            process is doing; ``read_only=True`` searches meanwhile).
         OllamaUnavailableError: Ollama is not reachable.
         ModelNotFoundError: The model is not pulled.
         NotAnEmbeddingModelError: The model cannot embed.
@@ -156,6 +162,7 @@ class RagIndex:
         query_prefix: str | None = None,
         client: ChromaClient | None = None,
         store: ChunkStore | None = None,
+        read_only: bool = False,
         pull: bool = False,
         on_mismatch: Literal["error", "migrate"] = "error",
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -186,13 +193,19 @@ class RagIndex:
         self.base_urls: tuple[str, ...] = (self._settings["base_url"], *self._settings["hosts"])
         self.base_url = self.base_urls[0]
         self._lock = threading.RLock()
+        self.read_only = read_only
         if store is not None:
+            if read_only:
+                msg = "read_only=True applies to Chroma (path= or client=), not to store="
+                raise ConfigError(msg)
             if path is not None or client is not None:
                 msg = "Pass store= alone: path= and client= choose a Chroma store"
                 raise ConfigError(msg)
             self._store = store
         else:
-            self._store = ChromaStore.open(path, client=client, collection=collection)
+            self._store = ChromaStore.open(
+                path, client=client, collection=collection, read_only=read_only
+            )
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
             if pull and model is not None:
@@ -267,9 +280,10 @@ class RagIndex:
                 raise
             return manifest, embedder, None
 
-        if model is None:
+        if model is None or self.read_only:
             msg = (
-                f"No index at {self._store.location}. To create one, name the embedding model: "
+                f"No index at {self._store.location}. To create one, name the embedding model "
+                "(and leave read_only out): "
                 f"RagIndex({self.path!r}, model='bge-m3')"
             )
             raise IndexNotFoundError(msg, path=self.path)

@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from ollama_rag import IndexForkedError, IndexLockedError, RagIndex
+from ollama_rag import (
+    IndexForkedError,
+    IndexLockedError,
+    IndexNotFoundError,
+    IndexReadOnlyError,
+    RagIndex,
+)
 from ollama_rag.storage.lock import OWNER_FILE
 from ollama_rag.testing import LocalOllama
 
@@ -204,3 +210,89 @@ def test_a_plain_fork_child_exits_normally(tmp_path: Path, ollama: LocalOllama) 
         "parent: child exit 0",
         "parent: count 1",
     ]
+
+
+READER = """
+import json, sys, time
+from ollama_rag import IndexReadOnlyError, RagIndex
+seen = []
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    with RagIndex(sys.argv[1], base_url=sys.argv[2], read_only=True) as index:
+        hits = index.search("富士山", k=3)
+        seen.append(index.count())
+        try:
+            index.add_texts(["読み取り専用への書き込み。"])
+            print("written", flush=True)
+        except IndexReadOnlyError:
+            pass
+    if sys.stdin.readline().strip() == "stop":
+        break
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_read_only_opens_search_while_another_process_ingests(
+    tmp_path: Path, fresh_ollama: LocalOllama
+) -> None:
+    db = tmp_path / "db"
+    with RagIndex(db, model="bge-m3", base_url=fresh_ollama.url) as index:
+        index.add_texts(TEXTS, source="fuji.md")
+    fresh_ollama.set_delay(per_input=0.01)
+    with RagIndex(db, base_url=fresh_ollama.url) as writer:
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(db), fresh_ollama.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert reader.stdin is not None
+        try:
+            for batch in range(6):  # writes in progress while the reader opens snapshots
+                writer.add_texts(
+                    [f"第{batch}回の追加、{i}番目の文。" for i in range(60)], source=f"b{batch}.md"
+                )
+                reader.stdin.write("go\n")
+                reader.stdin.flush()
+            reader.stdin.write("stop\n")
+            reader.stdin.flush()
+            out, err = reader.communicate(timeout=180)
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+        assert reader.returncode == 0, err
+        assert "written" not in out
+        seen = json.loads(out.splitlines()[-1])
+        # Every snapshot opened and answered; each saw at least what was there before.
+        assert len(seen) == 7
+        assert seen == sorted(seen)
+        assert len(TEXTS) <= seen[0] and seen[-1] <= len(TEXTS) + 6 * 60
+        assert writer.count() == len(TEXTS) + 6 * 60
+    with RagIndex(db, base_url=fresh_ollama.url) as after:  # the writer's index is sound
+        assert after.count() == len(TEXTS) + 6 * 60
+        assert after.search("第5回の追加、59番目の文。", k=1)[0].metadata["source"] == "b5.md"
+
+
+def test_read_only_refuses_writes_and_creates_nothing(tmp_path: Path, ollama: LocalOllama) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(IndexNotFoundError, match="read_only=True opens an existing index"):
+        RagIndex(missing, model="bge-m3", base_url=ollama.url, read_only=True)
+    assert not missing.exists()
+    db = tmp_path / "db"
+    with RagIndex(db, model="bge-m3", base_url=ollama.url) as index:
+        index.add_texts(TEXTS, source="fuji.md")
+    with RagIndex(db, base_url=ollama.url, read_only=True) as reader:
+        with pytest.raises(IndexReadOnlyError, match="open it without read_only"):
+            reader.add_texts(["書き込み"])
+        with pytest.raises(IndexReadOnlyError):
+            reader.delete(source="fuji.md")
+        with pytest.raises(IndexReadOnlyError):
+            reader.vectorstore.add_texts(["書き込み"])
+        assert reader.count() == len(TEXTS)
+        # A writer may open the directory while the reader has it open.
+        with RagIndex(db, base_url=ollama.url) as writer:
+            writer.add_texts(["後から追加。"], source="later.md")
+        assert reader.count() == len(TEXTS)  # a snapshot: later writes are not seen
+    with RagIndex(db, base_url=ollama.url, read_only=True) as again:
+        assert again.count() == len(TEXTS) + 1

@@ -32,17 +32,23 @@ import ctypes
 import functools
 import os
 import re
+import shutil
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar, cast
 
 import numpy as np
 
-from ollama_rag.errors import ConfigError, RagIndexError
+from ollama_rag.errors import (
+    ConfigError,
+    IndexNotFoundError,
+    IndexReadOnlyError,
+    RagIndexError,
+)
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.storage.base import (
     ChunkRow,
@@ -55,7 +61,7 @@ from ollama_rag.storage.base import (
     Vector,
     Where,
 )
-from ollama_rag.storage.lock import DirectoryLock
+from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
 from ollama_rag.storage.schema import (
     CHUNK_INDEX,
     COMPLETE,
@@ -141,6 +147,8 @@ class _Shared:
     lock: DirectoryLock | None
     refs: int = 0
     database: str | None = None
+    gate: WriteGate | None = None
+    snapshot: Path | None = None  # a private copy, deleted with the last share
 
 
 _registry_lock = threading.Lock()
@@ -193,6 +201,9 @@ class _Handle:
     owned: bool = True
     remote: bool = False
     lock: DirectoryLock | None = None
+    gate: WriteGate | None = None
+    read_only: bool = False
+    files: str | None = None  # the directory Chroma's files are in (a snapshot's copy)
 
     def close(self) -> None:
         """Release this share; the last one closes the client and frees the lock."""
@@ -210,8 +221,12 @@ class _Handle:
         if shared.database is not None:
             _drop_memory_database(shared.client, shared.database)
         cast(Any, shared.client).close()  # ClientAPI's stub lacks close()
+        if shared.gate is not None:
+            shared.gate.close()
         if shared.lock is not None:
             shared.lock.release()
+        if shared.snapshot is not None:
+            shutil.rmtree(shared.snapshot, ignore_errors=True)
 
 
 def _memory_client() -> tuple[ClientAPI, str]:
@@ -230,15 +245,25 @@ def _drop_memory_database(client: ClientAPI, database: str) -> None:
     chromadb.AdminClient(chromadb.config.Settings(is_persistent=False)).delete_database(database)
 
 
-def _open_client(path: str | os.PathLike[str] | None, client: ClientAPI | None) -> _Handle:
+def _open_client(
+    path: str | os.PathLike[str] | None, client: ClientAPI | None, *, read_only: bool = False
+) -> _Handle:
     if client is not None:
         if path is not None:
             msg = "Pass either path= (a directory) or client= (a chromadb client), not both"
             raise ConfigError(msg)
         return _Handle(
-            client=client, key=f"client:{id(client)}", path=None, owned=False, remote=True
+            client=client,
+            key=f"client:{id(client)}",
+            path=None,
+            owned=False,
+            remote=True,
+            read_only=read_only,
         )
     if path is None:
+        if read_only:
+            msg = "read_only=True needs an index directory (path=) or a Chroma server (client=)"
+            raise ConfigError(msg)
         memory, database = _memory_client()
         key = f"memory:{database}"
         with _registry_lock:
@@ -249,23 +274,65 @@ def _open_client(path: str | os.PathLike[str] | None, client: ClientAPI | None) 
     if directory.exists() and not directory.is_dir():
         msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
         raise ConfigError(msg)
+    if read_only:
+        return _open_snapshot(directory)
     key = str(directory)
     with _registry_lock:
         shared = _open.get(key)
         if shared is None:
             directory.mkdir(parents=True, exist_ok=True)
-            lock = DirectoryLock(key, fix=_LOCKED_FIX.replace("{dir}", key))
-            try:
-                import chromadb
-
-                persistent = chromadb.PersistentClient(path=key)
-            except BaseException:
-                lock.release()
-                raise
-            shared = _Shared(client=persistent, lock=lock)
+            shared = _open_persistent(key)
             _open[key] = shared
         shared.refs += 1
-        return _Handle(client=shared.client, key=key, path=key, lock=shared.lock)
+        return _Handle(
+            client=shared.client, key=key, path=key, lock=shared.lock, gate=shared.gate, files=key
+        )
+
+
+def _open_persistent(directory: str, *, fix: str = _LOCKED_FIX) -> _Shared:
+    """Lock ``directory`` and open a ``PersistentClient`` on it."""
+    lock = DirectoryLock(directory, fix=fix.replace("{dir}", directory))
+    try:
+        import chromadb
+
+        gate = WriteGate(directory)
+        with gate.writing():  # opening replays Chroma's log into its files
+            persistent = chromadb.PersistentClient(path=directory)
+    except BaseException:
+        lock.release()
+        raise
+    return _Shared(client=persistent, lock=lock, gate=gate)
+
+
+def _open_snapshot(directory: Path) -> _Handle:
+    """A read-only handle on a private copy of ``directory`` (see :func:`snapshot`)."""
+    if not (directory / "chroma.sqlite3").is_file():
+        msg = (
+            f"No index at {directory}: read_only=True opens an existing index (to create one, "
+            f"open it without read_only and name the model: RagIndex({str(directory)!r}, "
+            "model='bge-m3'))"
+        )
+        raise IndexNotFoundError(msg, path=str(directory))
+    copy = snapshot(directory)
+    try:
+        shared = _open_persistent(str(copy))
+    except BaseException:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise
+    shared.snapshot = copy
+    shared.refs = 1
+    key = f"snapshot:{copy}"
+    with _registry_lock:
+        _open[key] = shared
+    return _Handle(
+        client=shared.client,
+        key=key,
+        path=str(directory),
+        lock=shared.lock,
+        gate=shared.gate,
+        read_only=True,
+        files=str(copy),
+    )
 
 
 def read_collections(directory: str | os.PathLike[str]) -> list[tuple[str, Metadata, int]]:
@@ -286,6 +353,23 @@ def read_collections(directory: str | os.PathLike[str]) -> list[tuple[str, Metad
 
 
 # ------------------------------------------------------------------------------- the store
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _gated(
+    method: Callable[Concatenate[ChromaStore, _P], _R],
+) -> Callable[Concatenate[ChromaStore, _P], _R]:
+    """Run a writing method inside the store's write gate (see :class:`WriteGate`)."""
+
+    @functools.wraps(method)
+    def gated(self: ChromaStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._writing():
+            return method(self, *args, **kwargs)
+
+    return gated
 
 
 def _first_chunks_of(sources: Sequence[str]) -> dict[str, Any]:
@@ -332,6 +416,7 @@ class ChromaStore(ChunkStore):
         *,
         client: ClientAPI | None = None,
         collection: str = "default",
+        read_only: bool = False,
     ) -> ChromaStore:
         """Open (or share) the Chroma client and finish any interrupted migration.
 
@@ -340,6 +425,8 @@ class ChromaStore(ChunkStore):
             client: An existing chromadb client (e.g. ``HttpClient`` for ``chroma run``); the
                 caller keeps ownership of it.
             collection: The collection name.
+            read_only: Refuse writes; a directory is opened as a private snapshot, so that
+                another process may be writing it (see :func:`~ollama_rag.storage.lock.snapshot`).
 
         Raises:
             ConfigError: Both ``path`` and ``client`` were given, ``path`` is a file, or the
@@ -352,7 +439,7 @@ class ChromaStore(ChunkStore):
                 "[A-Za-z0-9._-], starting and ending with a letter or digit"
             )
             raise ConfigError(msg)
-        handle = _open_client(path, client)
+        handle = _open_client(path, client, read_only=read_only)
         try:
             store = cls(handle, collection)
             store.recover()
@@ -384,9 +471,19 @@ class ChromaStore(ChunkStore):
 
     @contextlib.contextmanager
     def doing(self, what: str) -> Iterator[None]:
-        """Record ``what`` in the directory's owner file while the block runs."""
+        """Record ``what`` in the directory's owner file while the block runs.
+
+        Raises:
+            IndexReadOnlyError: The store was opened read-only.
+        """
+        if self._handle.read_only:
+            msg = (
+                f"The index at {self.location} was opened with read_only=True and cannot be "
+                f"written ({what}); open it without read_only to write"
+            )
+            raise IndexReadOnlyError(msg, path=self.path)
         lock = self._handle.lock
-        if lock is None:
+        if lock is None or self._handle.read_only:
             yield
             return
         lock.note(what)
@@ -395,6 +492,11 @@ class ChromaStore(ChunkStore):
         finally:
             with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
                 lock.note(None)
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the write gate: a snapshot never copies the files halfway through a write."""
+        gate = self._handle.gate
+        return gate.writing() if gate is not None else contextlib.nullcontext()
 
     def _get(self, name: str) -> Collection | None:
         from chromadb.errors import NotFoundError
@@ -423,6 +525,7 @@ class ChromaStore(ChunkStore):
             raise RagIndexError(msg, path=self.path)
         return manifest
 
+    @_gated
     def create(self, manifest: IndexManifest) -> IndexManifest:
         """Create the collection; a Chroma server shared by several clients may have won."""
         self.check_open()
@@ -435,6 +538,7 @@ class ChromaStore(ChunkStore):
         stored = IndexManifest.from_metadata(self._collection.metadata, path=self.path)
         return stored if stored is not None else manifest
 
+    @_gated
     def write_manifest(self, manifest: IndexManifest) -> None:
         """Replace the collection metadata (``modify`` replaces, so all of it is written)."""
         self.collection.modify(metadata=manifest.to_metadata())
@@ -603,6 +707,7 @@ class ChromaStore(ChunkStore):
 
     # ------------------------------------------------------------------ writing
 
+    @_gated
     def write(self, group: Sequence[SourceWrite]) -> None:
         """Write finished sources with a handful of Chroma calls, in crash-safe order.
 
@@ -737,6 +842,7 @@ class ChromaStore(ChunkStore):
                 ids=[c[0] for c in part], metadatas=cast(Any, [c[1] for c in part])
             )
 
+    @_gated
     def delete_ids(self, ids: Sequence[str]) -> int:
         """Delete the stored rows among ``ids``."""
         found = list(self.stored_metadata(ids))
@@ -744,6 +850,7 @@ class ChromaStore(ChunkStore):
             self.collection.delete(ids=list(part))
         return len(found)
 
+    @_gated
     def delete_sources(self, sources: Sequence[str]) -> int:
         """Delete every row of ``sources``."""
         ids = self._ids_of(sources)
@@ -753,6 +860,7 @@ class ChromaStore(ChunkStore):
 
     # ------------------------------------------------------------------ migration
 
+    @_gated
     def recover(self) -> None:
         """Finish a switch that a crash interrupted, so the name is one whole index again."""
         name = self.name
@@ -781,6 +889,7 @@ class ChromaStore(ChunkStore):
                 meta.pop(key, None)
             collection.modify(metadata=meta)
 
+    @_gated
     def side(self, manifest: IndexManifest, *, version: str) -> ChromaStore:
         """The side collection ``<name>.next``: resumed if it is for the same model and state."""
         self.check_open()
@@ -811,6 +920,7 @@ class ChromaStore(ChunkStore):
         )
         return ChromaStore(self._handle, name, collection=created, owns_handle=False)
 
+    @_gated
     def switch(self, side: ChunkStore) -> None:
         """Switch to the complete side collection (see the module docstring for the steps)."""
         if not isinstance(side, ChromaStore) or side.name != self.name + NEXT_SUFFIX:
