@@ -38,6 +38,7 @@ __all__ = [
     "IndexLockedError",
     "IndexNotFoundError",
     "IndexReadOnlyError",
+    "IndexRepairedWarning",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
@@ -55,6 +56,16 @@ NOT_AN_EMBEDDING_MODEL_MESSAGE = (
     'use an embedding model such as "bge-m3": run "ollama pull bge-m3"'
 )
 INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
+REPAIRED_MESSAGE = (
+    "The index at {where} was damaged ({damage}), as a process killed while writing can leave "
+    "it; it was rebuilt from its files: {kept} chunks kept their vectors, {embedded} were "
+    "embedded again. Nothing was lost; index.last_repair has the report"
+)
+REPAIR_FAILED_MESSAGE = (
+    "The index at {where} is damaged ({damage}) and cannot be repaired: its database could not "
+    "be read ({error}). Move the folder aside and index the sources again, e.g. "
+    "RagIndex(path, model=...).add_files(folder)"
+)
 INDEX_FORKED_MESSAGE = (
     "The index at {where} was opened in process {parent} and cannot be used in process {child}, "
     "a fork() of it: Chroma's and the embedder's threads do not survive fork(). Open the index "
@@ -188,6 +199,10 @@ class IndexReadOnlyError(RagIndexError, PermissionError):
 
 class IndexDamagedError(RagIndexError, RuntimeError):
     """The index's files are damaged in a way the automatic repair cannot undo."""
+
+
+class IndexRepairedWarning(UserWarning):
+    """An index damaged on disk was repaired while it was opened (the message says how)."""
 
 
 class ConfigError(RagError, ValueError):

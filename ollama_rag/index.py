@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,10 +22,16 @@ from langchain_ollama import OllamaEmbeddings
 from ollama_rag import loading, migration
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
+    REPAIR_FAILED_MESSAGE,
+    REPAIRED_MESSAGE,
     ConfigError,
     EmbeddingModelMismatchError,
     IndexClosedError,
+    IndexDamagedError,
     IndexNotFoundError,
+    IndexRepairedWarning,
+    OllamaError,
+    RagIndexError,
 )
 from ollama_rag.ingest.documents import plan_documents, plan_texts, units_of
 from ollama_rag.ingest.files import FilePlanner, roots_of
@@ -177,6 +184,7 @@ class RagIndex:
             raise ConfigError(msg)
         self.collection_name = collection
         self._closed = False
+        self.last_repair: IngestReport | None = None
         self._settings = OllamaEmbedder.settings_for(
             model=model,
             embeddings=embeddings,
@@ -278,6 +286,13 @@ class RagIndex:
             except BaseException:
                 embedder.close()
                 raise
+            damage = self._store.damage()
+            if damage is not None:
+                try:
+                    self._repair(damage, manifest, embedder)
+                except BaseException:
+                    embedder.close()
+                    raise
             return manifest, embedder, None
 
         if model is None or self.read_only:
@@ -297,6 +312,33 @@ class RagIndex:
             raise
         embedder.close()
         return manifest, self._embedder(manifest.model, manifest), None
+
+    def _repair(self, damage: str, manifest: IndexManifest, embedder: OllamaEmbedder) -> None:
+        """Rebuild a store a crash left damaged, from what is still on disk; warn what was done."""
+        where = self._store.location
+        try:
+            report = migration.repair(
+                store=self._store,
+                manifest=manifest,
+                embedder=embedder,
+                splitter_factory=_part_splitter,
+            )
+        except (OllamaError, RagIndexError):
+            raise  # the old files are untouched: opening the index again resumes the repair
+        except Exception as err:  # the database itself is unreadable: nothing left to copy
+            msg = REPAIR_FAILED_MESSAGE.format(where=where, damage=damage, error=err)
+            raise IndexDamagedError(msg, path=self.path) from err
+        self.last_repair = report
+        warnings.warn(
+            REPAIRED_MESSAGE.format(
+                where=where,
+                damage=damage,
+                kept=report.chunks_skipped,
+                embedded=report.chunks_embedded,
+            ),
+            IndexRepairedWarning,
+            stacklevel=5,
+        )
 
     def _use(self, manifest: IndexManifest, embedder: OllamaEmbedder) -> None:
         """Point this object at a manifest and an embedder for its model."""

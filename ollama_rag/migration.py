@@ -11,9 +11,12 @@ store are found by id and not embedded again. No source files are needed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
 
 from ollama_rag.errors import RagIndexError
 from ollama_rag.ingest.pipeline import Pipeline
@@ -25,12 +28,17 @@ if TYPE_CHECKING:
     from ollama_rag.manifest import IndexManifest
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.splitting import CJKTextSplitter
-    from ollama_rag.storage.base import ChunkStore, StoredChunk
+    from ollama_rag.storage.base import ChunkStore, StoredChunk, Vector
 
 __all__ = ["migrate", "repair"]
 
 # Stored chunks read per store call.
 PAGE = 1000
+# Recovered vectors a repair compares with a fresh embedding of their text before trusting
+# the others, and the cosine similarity they must reach (the same model gives the same vector
+# up to float noise; a vector of another text is far off).
+REPAIR_SAMPLE = 8
+REPAIR_AGREEMENT = 0.99
 
 
 class _Copies:
@@ -115,13 +123,42 @@ def repair(
     return _rebuild(
         store,
         manifest,
-        store.salvage(batch=PAGE),
+        _trusted(store.salvage(batch=PAGE), embedder),
         embedder=embedder,
         splitter_factory=splitter_factory,
         on_chunks=on_chunks,
         what="Repair",
         again="Open the index again to finish it",
     )
+
+
+def _trusted(
+    pages: Iterable[list[StoredChunk]], embedder: OllamaEmbedder
+) -> Iterable[list[StoredChunk]]:
+    """``pages`` as they are, or without any vector when a sample of them looks wrong.
+
+    A recovered vector that is not what the model gives for its text (read from the wrong
+    element, or from a stale file) would be stored wrong, and found for the wrong queries;
+    then everything is embedded again instead. The sample is embedded here, before the copy
+    starts (the copy's pipeline owns the embedder's request slots once it runs).
+    """
+    pages = iter(pages)
+    first = next(pages, None)
+    if first is None:
+        return []
+    sample = [c for c in first if c.vector is not None][:REPAIR_SAMPLE]
+    trusted = True
+    if sample:
+        fresh = np.asarray(embedder.embed_documents([c.text for c in sample]), dtype=np.float32)
+        kept = np.stack([cast("Vector", c.vector) for c in sample])
+        cosine = np.sum(fresh * kept, axis=1) / (
+            np.linalg.norm(fresh, axis=1) * np.linalg.norm(kept, axis=1) + 1e-12
+        )
+        trusted = bool(np.all(cosine > REPAIR_AGREEMENT))
+    everything = itertools.chain([first], pages)
+    if trusted:
+        return everything
+    return ([dataclasses.replace(c, vector=None) for c in page] for page in everything)
 
 
 def _rebuild(

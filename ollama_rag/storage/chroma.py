@@ -50,6 +50,7 @@ from ollama_rag.errors import (
     RagIndexError,
 )
 from ollama_rag.manifest import IndexManifest
+from ollama_rag.storage import chroma_files
 from ollama_rag.storage.base import (
     ChunkRow,
     ChunkStore,
@@ -857,6 +858,23 @@ class ChromaStore(ChunkStore):
         for part in _batches(ids, self._batch):
             self.collection.delete(ids=list(part))
         return len(ids)
+
+    # ------------------------------------------------------------------ repair
+
+    def damage(self) -> str | None:
+        """What is wrong with the collection's files after a crash, or None.
+
+        See :mod:`~ollama_rag.storage.chroma_files`; a Chroma server's files are its own.
+        """
+        if self._handle.files is None:
+            return None
+        return chroma_files.check(self._handle.files, self.name)
+
+    def salvage(self, *, batch: int = WRITE_BATCH) -> Iterator[list[StoredChunk]]:
+        """Every row, read from Chroma's files, with the vectors that survived."""
+        if self._handle.files is None:
+            return self.iter_chunks(batch=batch)
+        return chroma_files.salvage(self._handle.files, self.name, batch=batch)
 
     # ------------------------------------------------------------------ migration
 
