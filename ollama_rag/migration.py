@@ -139,26 +139,24 @@ def _trusted(
 
     A recovered vector that is not what the model gives for its text (read from the wrong
     element, or from a stale file) would be stored wrong, and found for the wrong queries;
-    then everything is embedded again instead. The sample is embedded here, before the copy
-    starts (the copy's pipeline owns the embedder's request slots once it runs).
+    then everything is embedded again instead. The sample is spread over all the recovered
+    vectors, first and last included, and embedded here, before the copy starts (the copy's
+    pipeline owns the embedder's request slots once it runs).
     """
-    pages = iter(pages)
-    first = next(pages, None)
-    if first is None:
-        return []
-    sample = [c for c in first if c.vector is not None][:REPAIR_SAMPLE]
-    trusted = True
-    if sample:
-        fresh = np.asarray(embedder.embed_documents([c.text for c in sample]), dtype=np.float32)
-        kept = np.stack([cast("Vector", c.vector) for c in sample])
-        cosine = np.sum(fresh * kept, axis=1) / (
-            np.linalg.norm(fresh, axis=1) * np.linalg.norm(kept, axis=1) + 1e-12
-        )
-        trusted = bool(np.all(cosine > REPAIR_AGREEMENT))
-    everything = itertools.chain([first], pages)
-    if trusted:
+    everything = list(pages)  # a repair reads every row first anyway
+    recovered = [c for page in everything for c in page if c.vector is not None]
+    if not recovered:
         return everything
-    return ([dataclasses.replace(c, vector=None) for c in page] for page in everything)
+    picks = np.unique(np.linspace(0, len(recovered) - 1, REPAIR_SAMPLE).astype(int))
+    sample = [recovered[i] for i in picks]
+    fresh = np.asarray(embedder.embed_documents([c.text for c in sample]), dtype=np.float32)
+    kept = np.stack([cast("Vector", c.vector) for c in sample])
+    cosine = np.sum(fresh * kept, axis=1) / (
+        np.linalg.norm(fresh, axis=1) * np.linalg.norm(kept, axis=1) + 1e-12
+    )
+    if bool(np.all(cosine > REPAIR_AGREEMENT)):
+        return everything
+    return [[dataclasses.replace(c, vector=None) for c in page] for page in everything]
 
 
 def _rebuild(

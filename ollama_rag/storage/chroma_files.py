@@ -305,12 +305,11 @@ def _stored_vectors(
         label_to_id: dict[int, str] = {int(k): str(v) for k, v in ids["label_to_id"].items()}
     except Exception:  # lost or damaged: labels were handed out in the order rows were added
         live = np.sort(labels[whole & ~deleted])
-        exact = bool(whole.all()) and len(set(labels.tolist())) == count == int(
-            labels.max(initial=0)
-        )
-        if not exact or len(live) != len(rows):
+        numbered = len(set(labels.tolist())) == count == int(labels.max(initial=0))
+        # Rows newer than the files' last save are the last ones added (still in the log).
+        if not (bool(whole.all()) and numbered and len(live) <= len(rows)):
             return {}
-        label_to_id = {int(lab): row[0] for lab, row in zip(live, rows, strict=True)}
+        label_to_id = {int(lab): row[0] for lab, row in zip(live, rows, strict=False)}
     found: dict[str, Vector] = {}
     for k in np.nonzero(whole & ~deleted)[0]:
         cid = label_to_id.get(int(labels[k]))
