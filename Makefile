@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 # Tests run on two workers by default (CI has 2 cores); override with `make test PYTEST_ARGS=...`.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: help install demo test lint typecheck format bench clean
+.PHONY: help install demo test reliability lint typecheck format bench clean
 
 help:
 	@echo "make demo       index the bundled sample documents and answer queries (no Ollama needed)"
 	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make reliability  the failure scenarios of docs/reliability.md (also in make test)"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make typecheck  mypy --strict on the package"
 	@echo "make bench      run the benchmarks in benchmarks/ and print figures"
@@ -36,6 +37,9 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+reliability: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m reliability
 
 format: $(STAMP)
 	$(BIN)/ruff format ollama_rag tests benchmarks

@@ -314,6 +314,7 @@ def test_two_handles_in_one_process_share_the_directory(
         assert one.count() == 1
 
 
+@pytest.mark.reliability
 def test_a_second_process_cannot_open_an_index_that_is_open(
     tmp_path: Path, ollama: LocalOllama
 ) -> None:
@@ -394,6 +395,7 @@ def test_chat_model_is_refused_as_embedder(tmp_path: Path, ollama: LocalOllama) 
         open_index(tmp_path, ollama, model="qwen2.5")
 
 
+@pytest.mark.reliability
 def test_transient_server_errors_are_retried(tmp_path: Path, fresh_ollama: LocalOllama) -> None:
     with open_index(tmp_path, fresh_ollama, model="bge-m3", retry_backoff=0.01) as index:
         fresh_ollama.fail_next(2, status=503)
@@ -402,6 +404,7 @@ def test_transient_server_errors_are_retried(tmp_path: Path, fresh_ollama: Local
     assert fresh_ollama.request_count("bge-m3") == 3  # two failures, then success
 
 
+@pytest.mark.reliability
 def test_server_error_after_the_last_retry_leaves_index_unchanged(
     tmp_path: Path, fresh_ollama: LocalOllama
 ) -> None:

@@ -153,6 +153,7 @@ def test_ollama_going_away_mid_ingest_leaves_a_resumable_index(
     assert len(fresh_ollama.received("bge-m3")) < expected
 
 
+@pytest.mark.reliability
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
 def test_killed_ingestion_is_completed_by_running_it_again(
@@ -218,6 +219,7 @@ def test_re_adding_text_with_split_chunks_makes_no_request(tmp_path: Path) -> No
     assert all("split_of" in m for m in metas)
 
 
+@pytest.mark.reliability
 def test_a_rewrite_interrupted_mid_write_is_not_taken_for_complete(
     tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,8 @@ from langchain_core.documents import Document
 from ollama_rag import ConfigError, RagIndex
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.reliability
+
 
 class Colour(enum.IntEnum):
     RED = 1

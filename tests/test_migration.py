@@ -101,6 +101,7 @@ def test_migrating_to_the_recorded_model_does_nothing(tmp_path: Path, ollama: Lo
     assert ollama.request_count("bge-m3") == 0
 
 
+@pytest.mark.reliability
 def test_a_failed_migration_keeps_the_old_index_and_resumes(
     tmp_path: Path, fresh_ollama: LocalOllama
 ) -> None:
@@ -202,6 +203,7 @@ CRASH_SCRIPT = textwrap.dedent(
         ("before-delete", True),
     ],
 )
+@pytest.mark.reliability
 def test_killed_migration_leaves_one_whole_index_and_resumes(
     tmp_path: Path, fresh_ollama: LocalOllama, point: str, switched: bool
 ) -> None:

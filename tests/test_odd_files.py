@@ -38,9 +38,12 @@ from ollama_rag.loading.discovery import NAME_CLASH_MESSAGE
 from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.testing import LocalOllama
 
-pytestmark = pytest.mark.skipif(
-    sys.platform == "win32", reason="pipes, sockets, devices and byte file names are POSIX"
-)
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.skipif(
+        sys.platform == "win32", reason="pipes, sockets, devices and byte file names are POSIX"
+    ),
+]
 
 FUJI = "富士山は日本で一番高い山です。"
 NILE = "ナイル川は世界で最も長い川の一つです。"

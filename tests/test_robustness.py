@@ -18,6 +18,8 @@ from ollama_rag import (
 )
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
+pytestmark = pytest.mark.reliability
+
 
 @pytest.fixture
 def plain_web_server(tmp_path: Path) -> Iterator[str]:

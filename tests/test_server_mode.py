@@ -11,7 +11,7 @@ from ollama_rag import EmbeddingModelMismatchError, RagIndex
 from ollama_rag.testing import LocalOllama
 from ollama_rag.testing import chroma_server as run_chroma
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 
 @pytest.fixture
