@@ -109,6 +109,7 @@ def test_a_file_given_directly_uses_its_name_as_source(
     assert sources == {"fuji.md"}
 
 
+@pytest.mark.reliability
 def test_undecodable_file_is_reported_by_name_and_others_still_indexed(
     tmp_path: Path, corpus: Path, ollama: LocalOllama
 ) -> None:
@@ -141,6 +142,7 @@ def test_progress_bar_is_shown_for_large_jobs(
         assert capsys.readouterr().err == ""
 
 
+@pytest.mark.reliability
 def test_same_relative_path_in_two_folders_is_refused_not_overwritten(
     tmp_path: Path, ollama: LocalOllama
 ) -> None:

@@ -603,6 +603,7 @@ def test_pdf_without_pypdf_names_the_extra(tmp_path: Path, monkeypatch: pytest.M
     assert "pip install 'ollama-rag[pdf]'" in str(info.value)
 
 
+@pytest.mark.reliability
 def test_broken_pdf_is_reported(tmp_path: Path) -> None:
     pytest.importorskip("pypdf")
     with pytest.raises(DocumentLoadError, match=r"^b\.pdf: is not a readable PDF"):
