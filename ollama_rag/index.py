@@ -297,9 +297,9 @@ class RagIndex:
 
         if model is None or self.read_only:
             msg = (
-                f"No index at {self._store.location}. To create one, name the embedding model "
-                "(and leave read_only out): "
+                f"No index at {self._store.location}. To create one, name the embedding model: "
                 f"RagIndex({self.path!r}, model='bge-m3')"
+                + (" (without read_only=True)" if self.read_only else "")
             )
             raise IndexNotFoundError(msg, path=self.path)
         embedder = self._embedder(model)

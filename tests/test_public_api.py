@@ -13,9 +13,13 @@ EXPECTED = [
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
     "IndexClosedError",
+    "IndexDamagedError",
+    "IndexForkedError",
     "IndexLockedError",
     "IndexManifest",
     "IndexNotFoundError",
+    "IndexReadOnlyError",
+    "IndexRepairedWarning",
     "IngestReport",
     "KnownModel",
     "ModelNotFoundError",
@@ -73,9 +77,13 @@ def test_errors_inherit_the_builtins_callers_catch() -> None:
     assert issubclass(ollama_rag.EmbeddingModelMismatchError, ValueError)
     assert issubclass(ollama_rag.ConfigError, ValueError)
     assert issubclass(ollama_rag.IndexLockedError, RuntimeError)
+    assert issubclass(ollama_rag.IndexForkedError, RuntimeError)
+    assert issubclass(ollama_rag.IndexDamagedError, RuntimeError)
+    assert issubclass(ollama_rag.IndexReadOnlyError, PermissionError)
+    assert issubclass(ollama_rag.IndexRepairedWarning, UserWarning)
     for name in ollama_rag.__all__:
         obj = getattr(ollama_rag, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, ollama_rag.RagError), name
 
 
