@@ -297,6 +297,8 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # texts: 50 texts of 40 copies each still gave recall 1.00, 1,000 copies of one 0.84-0.99).
 GRAPH_COPIES = 8
 COPIES_SUFFIX = ".copies"
+# At most this many texts are remembered as looked up and absent (ChromaStore._unseen).
+UNSEEN_TEXTS = 1 << 16
 COPIES_OF = "ollama_rag.copies_of"
 # Texts whose graph rows are being deleted and replaced by copies: set before the delete,
 # cleared after, so a crash in between is finished by recover() (see ChromaStore._delete).
@@ -374,6 +376,9 @@ class ChromaStore(ChunkStore):
         self._owns_handle = owns_handle
         self._batch = min(WRITE_BATCH, handle.client.get_max_batch_size())
         self._found_copies: tuple[Any, Collection] | None = None  # (collection id, companion)
+        # Texts vectors_for found no row of, until this store writes them: a new row of one
+        # goes to the graph without asking how many the graph holds (see _overflow).
+        self._unseen: set[str] = set()
 
     @classmethod
     def open(
@@ -651,6 +656,9 @@ class ChromaStore(ChunkStore):
         for part in _batches(sorted(set(content_hashes)), self._batch):
             for cid, meta in self._metadatas({CONTENT_HASH: {"$in": list(part)}}):
                 one_id.setdefault(str(meta[CONTENT_HASH]), cid)
+        if len(self._unseen) > UNSEEN_TEXTS:  # looked up, never written (a failed run)
+            self._unseen.clear()
+        self._unseen.update(h for h in content_hashes if h not in one_id)
         by_id = {cid: h for h, cid in one_id.items()}
         known: dict[str, Vector] = {}
         for part in _batches(list(by_id), self._batch):
@@ -928,13 +936,17 @@ class ChromaStore(ChunkStore):
     def _overflow(self, rows: Sequence[ChunkRow]) -> set[str]:
         """The ids among new ``rows`` whose text has ``GRAPH_COPIES`` rows in the graph already.
 
-        One Chroma call for the texts of a whole call's rows; the graph holds at most
-        ``GRAPH_COPIES`` rows of a text, so its answer is small.
+        One Chroma call for the texts of a whole call's rows (the graph holds at most
+        ``GRAPH_COPIES`` rows of a text, so its answer is small), and none for texts the
+        pipeline has just looked up with :meth:`vectors_for` and found nowhere: in a corpus
+        without repeated text, that is every row.
         """
         hashes = [h for r in rows if (h := _hash_of(r.metadata)) is not None]
         if not hashes:
             return set()
-        counts = self._graph_counts(self.collection, hashes)
+        unknown = [h for h in hashes if h not in self._unseen]
+        counts = self._graph_counts(self.collection, unknown) if unknown else Counter()
+        self._unseen.difference_update(hashes)
         overflow: set[str] = set()
         for row in rows:
             content_hash = _hash_of(row.metadata)
