@@ -299,6 +299,8 @@ GRAPH_COPIES = 8
 COPIES_SUFFIX = ".copies"
 # At most this many texts are remembered as looked up and absent (ChromaStore._unseen).
 UNSEEN_TEXTS = 1 << 16
+# Pages a filtered search reads to find the texts of the copies it passes (ChromaStore._passing).
+FILTER_PAGES = 8
 COPIES_OF = "ollama_rag.copies_of"
 # Texts whose graph rows are being deleted and replaced by copies: set before the delete,
 # cleared after, so a crash in between is finished by recover() (see ChromaStore._delete).
@@ -1066,23 +1068,16 @@ class ChromaStore(ChunkStore):
         """
         candidates: list[tuple[str, Metadata]] = []
         if where or where_document:
-            got = copies.get(
-                where=cast(Any, dict(where)) if where else None,
-                where_document=cast(Any, dict(where_document)) if where_document else None,
-                include=cast(Any, ["metadatas"]),
-            )
-            candidates = [
-                (cid, dict(meta or {}))
-                for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
-            ]
+            candidates = self._passing(copies, where, where_document, k)
         else:
             shown = Counter(_hash_of(hit.metadata) for hit in hits)
             for content_hash, n in shown.items():
                 if content_hash is not None and n >= GRAPH_COPIES:
                     candidates.extend(
-                        self._metadatas_limited(copies, {CONTENT_HASH: content_hash}, k)
+                        self._first_rows(copies, [{CONTENT_HASH: content_hash}], None, k)
                     )
         seen = {hit.id for hit in hits}
+        # (Every copy has its text's hash: rows without one are never routed to the copies.)
         candidates = [(cid, meta) for cid, meta in candidates if cid not in seen]
         if not candidates:
             return hits
@@ -1125,10 +1120,50 @@ class ChromaStore(ChunkStore):
             merged.append(Hit(cid, text, meta, score, row if include_vectors else None))
         return merged
 
-    def _metadatas_limited(
-        self, collection: Collection, where: Mapping[str, Any], limit: int
+    def _passing(
+        self, copies: Collection, where: Where | None, where_document: Where | None, k: int
     ) -> list[tuple[str, Metadata]]:
-        got = collection.get(where=cast(Any, where), limit=limit, include=cast(Any, ["metadatas"]))
+        """The copies a filter passes, as search candidates: each text's first ``k`` of them.
+
+        Copies are few texts in many rows, and reading a row's metadata costs about 0.1 ms, so
+        the texts are found a page of ``k`` rows at a time, each page leaving out the texts
+        already seen; a text a full page may have cut short is read again on its own. Past
+        ``FILTER_PAGES`` pages (a filter passing copies of many texts), every row is read.
+        """
+        rows: dict[str, list[tuple[str, Metadata]]] = {}
+        short: set[str] = set()
+        base = [dict(where)] if where else []
+        for _ in range(FILTER_PAGES):
+            seen = [{CONTENT_HASH: {"$nin": list(rows)}}] if rows else []
+            page = self._first_rows(copies, base + seen, where_document, k)
+            for cid, meta in page:
+                rows.setdefault(str(_hash_of(meta)), []).append((cid, meta))
+            if len(page) < k:
+                break
+            short.update(str(_hash_of(m)) for _, m in page)
+        else:
+            return self._first_rows(copies, base, where_document, None)
+        for content_hash in short:
+            if len(rows[content_hash]) < k:
+                only = [{CONTENT_HASH: content_hash}]
+                rows[content_hash] = self._first_rows(copies, base + only, where_document, k)
+        return [row for text in rows.values() for row in text]
+
+    @staticmethod
+    def _first_rows(
+        collection: Collection,
+        clauses: list[dict[str, Any]],
+        where_document: Where | None,
+        limit: int | None,
+    ) -> list[tuple[str, Metadata]]:
+        """Ids and metadata of the first ``limit`` rows passing all ``clauses`` (stored order)."""
+        where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        got = collection.get(
+            where=cast(Any, where),
+            where_document=cast(Any, dict(where_document)) if where_document else None,
+            limit=limit,
+            include=cast(Any, ["metadatas"]),
+        )
         return [
             (cid, dict(meta or {}))
             for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
