@@ -18,6 +18,7 @@ import pytest
 
 from ollama_rag import IndexDamagedError, IndexRepairedWarning, RagIndex
 from ollama_rag.storage import chroma_files
+from ollama_rag.storage.chroma import GRAPH_COPIES
 from ollama_rag.testing import LocalOllama
 
 pytestmark = pytest.mark.reliability
@@ -182,10 +183,14 @@ def test_a_stale_vector_folder_is_repaired(tmp_path: Path, ollama: LocalOllama) 
         assert_whole(index, before)
 
 
-def segment_name(db: Path) -> Path:
-    """Where the collection's vector folder belongs (read from Chroma's database)."""
+def segment_name(db: Path, collection: str = "default") -> Path:
+    """Where a collection's vector folder belongs (read from Chroma's database)."""
     with sqlite3.connect(db / "chroma.sqlite3") as con:
-        (folder,) = con.execute("SELECT id FROM segments WHERE scope = 'VECTOR'").fetchone()
+        (folder,) = con.execute(
+            "SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection "
+            "WHERE s.scope = 'VECTOR' AND c.name = ?",
+            (collection,),
+        ).fetchone()
     return db / folder
 
 
@@ -212,3 +217,21 @@ def test_an_unreadable_database_names_the_fix(tmp_path: Path, ollama: LocalOllam
     message = str(err.value)
     assert "cannot be repaired" in message
     assert "index the sources again" in message
+
+
+def test_copies_of_repeated_text_survive_a_repair(tmp_path: Path, ollama: LocalOllama) -> None:
+    db = tmp_path / "db"
+    repeated = ["同じ注意書き。"] * (GRAPH_COPIES + 5)  # beyond the graph: some in the companion
+    with RagIndex(db, model="bge-m3", base_url=ollama.url, chunk_size=200) as index:
+        for n, text in enumerate(repeated):
+            index.add_texts([text], source=f"notice-{n}.md")
+        index.add_texts(TEXTS, metadatas=[{"n": i, "tags": ["a", "b"]} for i in range(len(TEXTS))])
+        total = index.count()
+    DAMAGE["pickle empty"](segment_name(db))
+    index, repaired = open_repaired(db, ollama)
+    with index:
+        assert len(repaired) == 1
+        assert index.count() == total
+        for n in range(len(repeated)):  # every copy is still found through its own source
+            (hit,) = index.search("同じ注意書き。", k=1, filter={"source": f"notice-{n}.md"})
+            assert hit.page_content == "同じ注意書き。"
