@@ -71,8 +71,9 @@ class _Collection:
 
 
 def _connect(directory: Path) -> sqlite3.Connection:
-    # Read-only: a repair never changes Chroma's database behind chromadb's back.
-    return sqlite3.connect(f"file:{directory / 'chroma.sqlite3'}?mode=ro", uri=True)
+    # Only read here, but not opened read-only: a process killed mid-transaction leaves a hot
+    # journal, which a read-only connection cannot roll back (it refuses to read instead).
+    return sqlite3.connect(f"file:{directory / 'chroma.sqlite3'}?mode=rw", uri=True)
 
 
 def _collection(db: sqlite3.Connection, name: str) -> _Collection | None:
