@@ -267,7 +267,8 @@ def test_read_only_opens_search_while_another_process_ingests(
         # Every snapshot opened and answered; each saw at least what was there before.
         assert len(seen) == 7
         assert seen == sorted(seen)
-        assert len(TEXTS) <= seen[0] and seen[-1] <= len(TEXTS) + 6 * 60
+        assert len(TEXTS) <= seen[0]
+        assert seen[-1] <= len(TEXTS) + 6 * 60
         assert writer.count() == len(TEXTS) + 6 * 60
     with RagIndex(db, base_url=fresh_ollama.url) as after:  # the writer's index is sound
         assert after.count() == len(TEXTS) + 6 * 60
