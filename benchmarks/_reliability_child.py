@@ -159,7 +159,8 @@ def run_entry(index: RagIndex, job: Job) -> None:
 
 
 def _rows(index: RagIndex) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    got = index.vectorstore.get(include=["documents", "metadatas"])
+    chroma: Any = index.vectorstore  # a langchain_chroma.Chroma
+    got = chroma.get(include=["documents", "metadatas"])
     metadatas = [dict(m or {}) for m in got["metadatas"] or []]
     return list(got["ids"]), [d or "" for d in got["documents"] or []], metadatas
 
