@@ -1,8 +1,10 @@
-"""Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search and
-Chroma ones run quickly.
+"""Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search,
+Chroma and reliability ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
-are the benchmarks' business (``make bench``), never asserted here.
+are the benchmarks' business (``make bench``), never asserted here. The one exception is the
+reliability benchmark's damage matrix, which is deterministic: a damaged copy that is not
+repaired whole is a regression of the repair, not a missed target.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def test_list_names_both_benchmarks() -> None:
     assert "bench_chroma_writes" in listed
     assert "bench_entrypoints" in listed
     assert "bench_search" in listed
+    assert "bench_reliability" in listed
 
 
 @pytest.mark.slow
@@ -157,3 +160,36 @@ def test_search_benchmark_quick_mode(
             assert value > 0
         assert set(figures.p50) >= {bench.SEARCH, bench.BASELINE, bench.MMR, bench.FILTERED}
     assert set(results.verdicts) == {f"search/baseline {d}-d" for d in bench.QUICK.dimensions}
+
+
+@pytest.mark.slow
+def test_reliability_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_reliability")
+    monkeypatch.delenv(bench.TRIALS_ENV, raising=False)
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    for header in ("calibration:", "1. Kill loop", "failure rate:", "2. Damage matrix", "summary:"):
+        assert header in out, header
+    assert set(results.calibrations) == set(bench.ENTRY_POINTS)
+    for calibration in results.calibrations.values():
+        assert math.isfinite(calibration.phase)
+        assert calibration.phase > 0
+        assert calibration.rows > 0
+        assert calibration.expected.final
+    assert len(results.trials) == bench.QUICK.trials
+    assert {t.entry for t in results.trials} == set(bench.ENTRY_POINTS)
+    for trial in results.trials:
+        assert trial.outcome in {"clean", "repaired", "failed"}
+        assert 0 <= trial.delay <= trial.phase
+        assert trial.seconds > 0
+    assert 0 <= results.failure_rate <= results.failure_upper_bound <= 1
+    # The damage matrix is deterministic: each damage is found and repaired, nothing is lost.
+    assert [row.mode for row in results.matrix] == list(bench.QUICK.damages)
+    for row in results.matrix:
+        assert row.ok, (row.mode, row.found, row.inspection, row.failure)
+    assert results.verdicts["damage none (control)"]
