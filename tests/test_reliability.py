@@ -91,7 +91,7 @@ def test_a_refused_process_is_told_what_the_holder_is_doing(
 ) -> None:
     db = tmp_path / "db"
     RagIndex(db, model="bge-m3", base_url=fresh_ollama.url).close()
-    fresh_ollama.set_delay(per_input=0.15)  # a long ingest: ~6 s
+    fresh_ollama.set_delay(per_input=0.08)  # a long ingest: ~3 s
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), fresh_ollama.url],
         stdin=subprocess.PIPE,
