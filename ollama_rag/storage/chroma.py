@@ -1394,7 +1394,11 @@ def _guarded_chroma() -> Callable[..., Chroma]:
                 vectors = cast(Any, self.embeddings).embed_documents(query_texts or [])
             include = kwargs.pop("include", None)
             if kwargs:
-                raise ConfigError(BYPASS_MESSAGE.format(what=f"query({', '.join(kwargs)}=)"))
+                msg = (
+                    f"index.vectorstore searches take filter= and where_document=, not "
+                    f"{', '.join(f'{name}=' for name in kwargs)}"
+                )
+                raise ConfigError(msg)
             return self._store._chroma_query(
                 vectors,
                 n_results,
