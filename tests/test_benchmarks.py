@@ -1,5 +1,5 @@
 """Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search,
-Chroma and reliability ones run quickly.
+Chroma, reliability and repeated-text ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
 are the benchmarks' business (``make bench``), never asserted here. The one exception is the
@@ -44,6 +44,7 @@ def test_list_names_both_benchmarks() -> None:
     assert "bench_entrypoints" in listed
     assert "bench_search" in listed
     assert "bench_reliability" in listed
+    assert "bench_duplicates" in listed
 
 
 @pytest.mark.slow
@@ -193,3 +194,24 @@ def test_reliability_benchmark_quick_mode(
     for row in results.matrix:
         assert row.ok, (row.mode, row.found, row.inspection, row.failure)
     assert results.verdicts["damage none (control)"]
+
+
+@pytest.mark.slow
+def test_duplicates_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_duplicates")
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert "summary:" in out
+    cases = {(n, case) for n in bench.QUICK.indexes for case in bench.CASES}
+    assert set(results.capped) == set(results.uncapped) == cases
+    for n, case in cases:
+        assert case in out
+        for figures in (results.capped[n, case], results.uncapped[n, case]):
+            assert 0.0 <= figures.recall3 <= figures.recall5 <= 1.0
+            assert figures.rows > 0
+    assert len(results.verdicts) == len(cases) - len(bench.QUICK.indexes)  # "none" has none

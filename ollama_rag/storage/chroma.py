@@ -418,8 +418,8 @@ COPIES_OF = "ollama_rag.copies_of"
 # Texts whose graph rows are being deleted and replaced by copies: set before the delete,
 # cleared after, so a crash in between is finished by recover() (see ChromaStore._delete).
 REBALANCE = "ollama_rag.rebalance"
-# The companion is never searched through its graph, so its graph is built as cheaply as
-# Chroma allows (inserting a row costs a third of what the index's own configuration costs).
+# The companion is never searched through its graph, so its graph is built cheaply: 3,000
+# identical 1024-d rows cost 0.55 ms a row to add, against 1.8 ms with the index's configuration.
 COPIES_CONFIGURATION: Any = {
     "hnsw": {
         "space": "cosine",
@@ -1577,7 +1577,11 @@ def _guarded_chroma() -> Callable[..., Chroma]:
                 vectors = cast(Any, self.embeddings).embed_documents(query_texts or [])
             include = kwargs.pop("include", None)
             if kwargs:
-                raise ConfigError(BYPASS_MESSAGE.format(what=f"query({', '.join(kwargs)}=)"))
+                msg = (
+                    f"index.vectorstore searches take filter= and where_document=, not "
+                    f"{', '.join(f'{name}=' for name in kwargs)}"
+                )
+                raise ConfigError(msg)
             return self._store._chroma_query(
                 vectors,
                 n_results,
