@@ -243,23 +243,30 @@ def _check_dump(dump: Dump, expected: Expected, problems: list[str], when: str) 
             )
 
 
+def _open_noting_repairs(job: Any, result: Verification | Inspection) -> Any:
+    """Open the job's index, noting in ``result`` what a repair on open said and did."""
+    from ollama_rag import IndexRepairedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = _open(job)
+    result.repairs = [
+        str(w.message) for w in caught if issubclass(w.category, IndexRepairedWarning)
+    ]
+    if index.last_repair is not None:
+        result.kept = index.last_repair.chunks_skipped
+        result.embedded = index.last_repair.chunks_embedded
+    return index
+
+
 def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connection) -> None:
     """Open the index a kill left, check it, run the job again, check the result; send it."""
-    from ollama_rag import IndexRepairedWarning
 
     result = Verification()
     began = time.perf_counter()
     problems = result.problems
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            index = _open(job)
-        result.repairs = [
-            str(w.message) for w in caught if issubclass(w.category, IndexRepairedWarning)
-        ]
-        if index.last_repair is not None:
-            result.kept = index.last_repair.chunks_skipped
-            result.embedded = index.last_repair.chunks_embedded
+        index = _open_noting_repairs(job, result)
         with index:
             # After the kill (and any repair): counts agree, ids are unique, marked sources whole.
             count = index.count()
@@ -340,19 +347,10 @@ def _describe(entry: tuple[str | None, frozenset[str]] | None) -> str:
 
 def inspect(job: Job, before: frozenset[str], sample: int, seed: int, conn: Connection) -> None:
     """Open a damaged copy: what the repair did, what is left, whether it searches and writes."""
-    from ollama_rag import IndexRepairedWarning
 
     result = Inspection()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            index = _open(job)
-        result.repairs = [
-            str(w.message) for w in caught if issubclass(w.category, IndexRepairedWarning)
-        ]
-        if index.last_repair is not None:
-            result.kept = index.last_repair.chunks_skipped
-            result.embedded = index.last_repair.chunks_embedded
+        index = _open_noting_repairs(job, result)
         with index:
             result.count = index.count()
             ids, texts, _ = _rows(index)
