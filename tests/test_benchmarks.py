@@ -171,7 +171,7 @@ def test_duplicates_benchmark_quick_mode(
     out = capsys.readouterr().out
     assert "mode: QUICK" in out
     assert "summary:" in out
-    cases = {(n, case) for n in bench.QUICK.indexes for case in bench.CASES}
+    cases = {(n, case) for n in bench.QUICK.indexes for case in bench.cases(bench.QUICK)}
     assert set(results.capped) == set(results.uncapped) == cases
     for n, case in cases:
         assert case in out
