@@ -63,6 +63,7 @@ class Settings:
     copies: int
     queries: int  # at most, per index
     searches: int  # filtered searches timed per case
+    orders: tuple[str, ...] = ("before", "after")  # the repeated file added before/after
     dimension: int = 1024
     chunk_size: int = 100
     passage_chars: tuple[int, int] = (80, 95)
@@ -71,7 +72,7 @@ class Settings:
 # 30 passages: the issue's measurement (0 of 30 found after one such file); 1,000: a larger
 # index, where the copies hurt less but still do.
 FULL = Settings(quick=False, indexes=(30, 1000), copies=3000, queries=250, searches=20)
-QUICK = Settings(quick=True, indexes=(40,), copies=300, queries=20, searches=3)
+QUICK = Settings(quick=True, indexes=(20,), copies=40, queries=10, searches=1, orders=("after",))
 
 
 def settings_for(quick: bool | None = None) -> Settings:
@@ -90,12 +91,11 @@ FILE_SHAPES: dict[str, Callable[[int, int], str]] = {
     ),
 }
 FOLDER = "header + footer in every file"
-ORDERS = ("before", "after")  # the repeated file added before or after the passages
-CASES = (
-    "none",
-    *(f"{shape}, {order}" for shape in FILE_SHAPES for order in ORDERS),
-    FOLDER,
-)
+
+
+def cases(s: Settings) -> tuple[str, ...]:
+    """What a run measures, in the order it prints them."""
+    return ("none", *(f"{f}, {o}" for f in FILE_SHAPES for o in s.orders), FOLDER)
 
 
 # ---------------------------------------------------------------------------- measuring
@@ -219,7 +219,7 @@ def measure(
                 repeated.parent.mkdir(exist_ok=True)
                 repeated.write_text(text, encoding="utf-8")
                 chunk = text[: s.chunk_size].rstrip("\n")
-                for order in ORDERS:
+                for order in s.orders:
                     first, then = (repeated, plain) if order == "before" else (plain, repeated)
                     runs += 1
                     figures[n, f"{shape}, {order}"] = measure_case(
@@ -245,10 +245,10 @@ def measure(
             runs += 1
 
 
-def print_figures(results: Results, n: int) -> None:
+def print_figures(s: Settings, results: Results, n: int) -> None:
     base = results.capped[n, "none"]
     rows = []
-    for case in CASES:
+    for case in cases(s):
         capped, raw = results.capped[n, case], results.uncapped[n, case]
         ok = (
             capped.recall3 >= base.recall3 - TOLERANCE
@@ -309,7 +309,7 @@ def main(quick: bool | None = None) -> Results:
             with tempfile.TemporaryDirectory(prefix="ollama-rag-bench-duplicates-") as tmp:
                 measure(s, server, Path(tmp), items, queries, results)
             print(f"\n{n:,} passages, {len(queries)} queries:")
-            print_figures(results, n)
+            print_figures(s, results, n)
     print()
     print(report.summary(results.verdicts))
     return results

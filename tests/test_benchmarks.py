@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -140,17 +141,24 @@ def test_entrypoints_benchmark_quick_mode(
     assert len(results.verdicts) == len(results.figures) * (1 + len(bench.QUICK.hosts))
 
 
+def _run_quick(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> tuple[ModuleType, Any, str]:
+    """Run ``benchmarks.<name>`` in quick mode: the module, its results and what it printed."""
+    bench = _benchmark(monkeypatch, name)
+    results = bench.main(quick=True)
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert "summary:" in out
+    return bench, results, out
+
+
 @pytest.mark.slow
 def test_search_benchmark_quick_mode(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bench = _benchmark(monkeypatch, "bench_search")
+    bench, results, _ = _run_quick(monkeypatch, capsys, "bench_search")
 
-    results = bench.main(quick=True)
-
-    out = capsys.readouterr().out
-    assert "mode: QUICK" in out
-    assert "summary:" in out
     assert set(results.figures) == set(bench.QUICK.dimensions)
     for figures in results.figures.values():
         assert figures.chunks > 0
@@ -200,14 +208,9 @@ def test_reliability_benchmark_quick_mode(
 def test_duplicates_benchmark_quick_mode(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bench = _benchmark(monkeypatch, "bench_duplicates")
+    bench, results, out = _run_quick(monkeypatch, capsys, "bench_duplicates")
 
-    results = bench.main(quick=True)
-
-    out = capsys.readouterr().out
-    assert "mode: QUICK" in out
-    assert "summary:" in out
-    cases = {(n, case) for n in bench.QUICK.indexes for case in bench.CASES}
+    cases = {(n, case) for n in bench.QUICK.indexes for case in bench.cases(bench.QUICK)}
     assert set(results.capped) == set(results.uncapped) == cases
     for n, case in cases:
         assert case in out

@@ -48,7 +48,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    NamedTuple,
+    ParamSpec,
+    TypeAlias,
+    TypeVar,
+    cast,
+)
 
 import numpy as np
 
@@ -449,6 +458,16 @@ class _Place:
     content_hash: str | None = None
 
 
+class _Query(NamedTuple):
+    """One search, as :meth:`ChromaStore.query` was asked it."""
+
+    vector: Sequence[float]
+    k: int
+    where: Where | None
+    where_document: Where | None
+    include_vectors: bool
+
+
 def _hash_of(meta: Mapping[str, Any] | None) -> str | None:
     value = (meta or {}).get(CONTENT_HASH)
     return str(value) if value is not None else None
@@ -669,31 +688,13 @@ class ChromaStore(ChunkStore):
 
         Rows among the copies are added where they belong (see the class docstring).
         """
-        hits = self._query_graph(
-            vector, k, where=where, where_document=where_document, include_vectors=include_vectors
-        )
+        asked = _Query(vector, k, where, where_document, include_vectors)
+        hits = self._query_graph(asked)
         copies = self._copies()
-        if copies is None:
-            return hits
-        return self._with_copies(
-            copies,
-            hits,
-            vector,
-            k,
-            where=where,
-            where_document=where_document,
-            include_vectors=include_vectors,
-        )
+        return hits if copies is None else self._with_copies(copies, hits, asked)
 
-    def _query_graph(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        where: Where | None,
-        where_document: Where | None,
-        include_vectors: bool,
-    ) -> list[Hit]:
+    def _query_graph(self, asked: _Query) -> list[Hit]:
+        vector, k, where, where_document, include_vectors = asked
         include = ["documents", "metadatas", "distances"]
         if include_vectors:
             include.append("embeddings")
@@ -1199,23 +1200,14 @@ class ChromaStore(ChunkStore):
             self.client.delete_collection(copies_name(collection))
         self.client.delete_collection(name)
 
-    def _with_copies(
-        self,
-        copies: Collection,
-        hits: list[Hit],
-        vector: Sequence[float],
-        k: int,
-        *,
-        where: Where | None,
-        where_document: Where | None,
-        include_vectors: bool,
-    ) -> list[Hit]:
+    def _with_copies(self, copies: Collection, hits: list[Hit], asked: _Query) -> list[Hit]:
         """The graph's ``hits`` with the copies' rows that belong among the ``k`` best.
 
         With a filter, the candidates are the copies that pass it. Without one, a text can have
         copies among the best only when every graph row of it is there already (they share
         its score), so only then are its copies read, at most ``k`` of each.
         """
+        vector, k, where, where_document, include_vectors = asked
         candidates: list[tuple[str, Metadata]] = []
         if where or where_document:
             candidates = self._passing(copies, where, where_document, k)
