@@ -119,6 +119,15 @@ class _Plan:
         return cls(**args, mmr=search_type == "mmr", threshold=threshold)
 
     @property
+    def store_args(self) -> dict[str, Any]:
+        """What the store's ``query``/``aquery`` takes besides the vector and the count."""
+        return {
+            "where": self.filter,
+            "where_document": self.where_document,
+            "include_vectors": self.mmr,
+        }
+
+    @property
     def fetch(self) -> int:
         """How many hits to ask the store for."""
         return max(self.fetch_k, self.k) if self.mmr else self.k
@@ -202,26 +211,14 @@ class Searcher:
         _check_query(query)
         self.store.check_open()
         vector = self.embeddings.embed_query(query)
-        hits = self.store.query(
-            vector,
-            plan.fetch,
-            where=plan.filter,
-            where_document=plan.where_document,
-            include_vectors=plan.mmr,
-        )
+        hits = self.store.query(vector, plan.fetch, **plan.store_args)
         return plan.finish(vector, hits)
 
     async def _asearch(self, query: str, plan: _Plan) -> list[tuple[Document, float]]:
         _check_query(query)
         self.store.check_open()
         vector = await self.embeddings.aembed_query(query)
-        hits = await self.store.aquery(
-            vector,
-            plan.fetch,
-            where=plan.filter,
-            where_document=plan.where_document,
-            include_vectors=plan.mmr,
-        )
+        hits = await self.store.aquery(vector, plan.fetch, **plan.store_args)
         return plan.finish(vector, hits)
 
     # ------------------------------------------------------------------ sync
