@@ -228,6 +228,17 @@ def _self_queries(
     return top1, problems
 
 
+def _check_lexical(index: Any, ids: list[str], problems: list[str], when: str) -> None:
+    """The lexical index holds exactly the stored chunks (it is caught up on open)."""
+    lexical = index.searcher.store.lexical_ids()
+    stored = set(ids)
+    if lexical != stored:
+        problems.append(
+            f"{when}: the lexical index holds {len(lexical)} chunks, the vectors {len(stored)} "
+            f"({len(stored - lexical)} missing, {len(lexical - stored)} extra)"
+        )
+
+
 def _check_dump(dump: Dump, expected: Expected, problems: list[str], when: str) -> None:
     for source, (marker, chunks) in sorted(dump.items()):
         if marker is None:
@@ -283,6 +294,7 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
             dump = dump_of(ids, metadatas)
             result.marked = sum(1 for marker, _ in dump.values() if marker is not None)
             _check_dump(dump, expected, problems, "after the kill")
+            _check_lexical(index, ids, problems, "after the kill")
             # Every chunk has a vector: a search as wide as the index returns every id once.
             if ids:
                 vector = index.embeddings.embed_query(texts[0])
@@ -320,6 +332,7 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
                     f"e.g. {wrong[0]!r}: {_describe(after.get(wrong[0]))} instead of "
                     f"{_describe(expected.final.get(wrong[0]))}"
                 )
+            _check_lexical(index, ids, problems, "after the re-run")
             picked = rng.sample(range(len(ids)), min(len(ids), max(1, sample // 5)))
             _, missed = _self_queries(index, ids, texts, picked, k=3)
             problems.extend(f"after the re-run: {m}" for m in missed[:3])

@@ -51,6 +51,11 @@ _base_url = click.option(
 @click.option("--exclude", multiple=True, help="Glob of relative paths to leave out. Repeatable.")
 @click.option("--sync", is_flag=True, help="Also drop chunks of files deleted from the folders.")
 @click.option("--pull", is_flag=True, help="Pull the model first if the server lacks it.")
+@click.option(
+    "--analyzer",
+    default=None,
+    help="Lexical analyser: cjk-bigram (default), sudachi, janome, jieba or kiwi (recorded).",
+)
 def index_command(
     paths: tuple[str, ...],
     db: str,
@@ -60,11 +65,12 @@ def index_command(
     exclude: tuple[str, ...],
     sync: bool,
     pull: bool,
+    analyzer: str | None,
 ) -> None:
     """Index files and folders into the index at --db; unchanged files cost nothing."""
     from ollama_rag.index import RagIndex
 
-    with RagIndex(db, model=model, base_url=base_url, pull=pull) as index:
+    with RagIndex(db, model=model, base_url=base_url, pull=pull, analyzer=analyzer) as index:
         report = index.add_files(
             list(paths), glob=glob, exclude=list(exclude) or None, delete_missing=sync
         )
@@ -79,14 +85,21 @@ def index_command(
 @_db
 @_base_url
 @click.option("-k", "k", default=4, show_default=True, help="How many chunks to show.")
-def search_command(query: str, db: str, base_url: str | None, k: int) -> None:
-    """Show the chunks of the index at --db most similar to QUERY."""
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default="hybrid",
+    show_default=True,
+    help="Dense (embeddings), lexical (BM25 over CJK-aware terms) or both fused.",
+)
+def search_command(query: str, db: str, base_url: str | None, k: int, mode: str) -> None:
+    """Show the chunks of the index at --db that best match QUERY."""
     from ollama_rag.index import RagIndex
 
     with RagIndex(db, base_url=base_url) as index:
-        for doc, score in index.search_with_scores(query, k=k):
+        for doc, score in index.search_with_scores(query, k=k, mode=mode):  # type: ignore[arg-type]
             where = f"{doc.metadata['source']}:{doc.metadata.get('start_index', '?')}"
-            click.echo(f"{score:6.3f}  {where}")
+            click.echo(f"{score:8.4f}  {where}  ({doc.metadata['found_by']})")
             click.echo("        " + " ".join(doc.page_content.split()))
 
 

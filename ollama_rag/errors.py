@@ -55,6 +55,10 @@ NOT_AN_EMBEDDING_MODEL_MESSAGE = (
     'Model "{model}" on {url} cannot compute embeddings (it is a chat/completion model) — '
     'use an embedding model such as "bge-m3": run "ollama pull bge-m3"'
 )
+LEXICAL_REBUILT_MESSAGE = (
+    "The lexical index of {where} ({file}) could not be read ({error}); it was removed and is "
+    "rebuilt from the stored text (nothing is embedded again)"
+)
 INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
 REPAIRED_MESSAGE = (
     "The index at {where} was damaged ({damage}), as a process killed while writing can leave "

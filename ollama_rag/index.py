@@ -8,6 +8,7 @@ model change is carried out by ``migration.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import threading
@@ -38,6 +39,7 @@ from ollama_rag.ingest.files import FilePlanner, roots_of
 from ollama_rag.ingest.pipeline import Pipeline
 from ollama_rag.ingest.report import IngestReport
 from ollama_rag.ingest.units import Unit
+from ollama_rag.lexical.analysis import DEFAULT_ANALYZER, Analyzer, get_analyzer
 from ollama_rag.manifest import IndexManifest, new_manifest
 from ollama_rag.models import warn_if_english_only
 from ollama_rag.ollama import (
@@ -51,6 +53,7 @@ from ollama_rag.retriever import RagRetriever
 from ollama_rag.search import Searcher, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
+from ollama_rag.storage.hybrid import HybridStore
 
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
@@ -67,6 +70,14 @@ AUTO_PROGRESS_CHUNKS = 1000
 
 def _part_splitter(size: int) -> CJKTextSplitter:
     return CJKTextSplitter(chunk_size=size, chunk_overlap=0)
+
+
+def _analyzer(requested: str | None, manifest: IndexManifest | None) -> Analyzer:
+    """The analyser asked for, else the recorded one, else the default."""
+    if requested is not None:
+        return get_analyzer(requested)
+    recorded = manifest.analyzer.split("/", 1)[0] if manifest is not None else ""
+    return get_analyzer(recorded or DEFAULT_ANALYZER)
 
 
 def _release(store: ChunkStore, embedder: OllamaEmbedder | None) -> None:
@@ -122,6 +133,13 @@ class RagIndex:
         document_prefix: Text put before every document before embedding; by default the
             model's own (e.g. ``"search_document: "`` for nomic-embed-text). Recorded.
         query_prefix: Text put before every query; by default the model's own. Recorded.
+        analyzer: The analyser of the lexical (BM25) index: ``"cjk-bigram"`` (the default,
+            no dependency) or a morphological one from an extra (``"sudachi"``, ``"janome"``,
+            ``"jieba"``, ``"kiwi"``; see docs/analyzers.md). Recorded; naming another one
+            later rebuilds the lexical index from the stored text (nothing is re-embedded).
+        lexical_dir: Folder for the lexical index's file when the index is on a Chroma
+            server (default ``$OLLAMA_RAG_CACHE/lexical``, else ``~/.cache/ollama-rag/lexical``);
+            an index on disk keeps it in its own directory.
         client: An existing chromadb client (e.g. ``chromadb.HttpClient`` for ``chroma run``)
             instead of ``path``.
         store: A :class:`~ollama_rag.storage.ChunkStore` to keep the index in, instead of
@@ -167,6 +185,8 @@ class RagIndex:
         chunk_overlap: int | None = None,
         document_prefix: str | None = None,
         query_prefix: str | None = None,
+        analyzer: str | None = None,
+        lexical_dir: str | os.PathLike[str] | None = None,
         client: ChromaClient | None = None,
         store: ChunkStore | None = None,
         read_only: bool = False,
@@ -209,17 +229,19 @@ class RagIndex:
             if path is not None or client is not None:
                 msg = "Pass store= alone: path= and client= choose a Chroma store"
                 raise ConfigError(msg)
-            self._store = store
+            vectors: ChunkStore = store
         else:
-            self._store = ChromaStore.open(
+            vectors = ChromaStore.open(
                 path, client=client, collection=collection, read_only=read_only
             )
+        self._store = HybridStore(vectors, lexical_dir=lexical_dir)
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
             if pull and model is not None:
                 self._pull(model)
             manifest, embedder, pending = self._open(
                 model,
+                analyzer=analyzer,
                 on_mismatch=on_mismatch,
                 settings={
                     "chunk_size": chunk_size,
@@ -261,7 +283,12 @@ class RagIndex:
             puller.close()
 
     def _open(
-        self, model: str | None, *, on_mismatch: str, settings: dict[str, Any]
+        self,
+        model: str | None,
+        *,
+        analyzer: str | None,
+        on_mismatch: str,
+        settings: dict[str, Any],
     ) -> tuple[IndexManifest, OllamaEmbedder, str | None]:
         """Open (verifying) or create the index.
 
@@ -271,6 +298,8 @@ class RagIndex:
         """
         requested = canonical_model_name(model) if model is not None else None
         manifest = self._store.read_manifest()
+        lexical = _analyzer(analyzer, manifest)
+        self._store.use_analyzer(lexical)
         if manifest is not None:
             manifest.check_settings(self._store.location, **settings)
             embedder = self._embedder(manifest.model, manifest)
@@ -286,13 +315,14 @@ class RagIndex:
             except BaseException:
                 embedder.close()
                 raise
-            damage = self._store.damage()
-            if damage is not None:
-                try:
+            try:
+                damage = self._store.damage()
+                if damage is not None:
                     self._repair(damage, manifest, embedder)
-                except BaseException:
-                    embedder.close()
-                    raise
+                manifest = self._open_lexical(manifest, lexical)
+            except BaseException:
+                embedder.close()
+                raise
             return manifest, embedder, None
 
         if model is None or self.read_only:
@@ -305,13 +335,23 @@ class RagIndex:
         embedder = self._embedder(model)
         try:
             info = embedder.probe()
-            manifest = self._store.create(new_manifest(info, **settings))
+            manifest = self._store.create(new_manifest(info, **settings, analyzer=lexical.identity))
             manifest.check_compatible(info, path=self.path)  # another client may have won
+            manifest = self._open_lexical(manifest, lexical)
         except BaseException:
             embedder.close()
             raise
         embedder.close()
         return manifest, self._embedder(manifest.model, manifest), None
+
+    def _open_lexical(self, manifest: IndexManifest, analyzer: Analyzer) -> IndexManifest:
+        """Open (build, rebuild or catch up) the lexical index; record a new analyser."""
+        self._store.open_lexical()
+        if manifest.analyzer == analyzer.identity or self.read_only:
+            return manifest
+        manifest = dataclasses.replace(manifest, analyzer=analyzer.identity)
+        self._store.write_manifest(manifest)
+        return manifest
 
     def _repair(self, damage: str, manifest: IndexManifest, embedder: OllamaEmbedder) -> None:
         """Rebuild a store a crash left damaged, from what is still on disk; warn what was done."""
@@ -621,22 +661,32 @@ class RagIndex:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: Literal["hybrid", "dense", "lexical"] | None = None,
     ) -> list[tuple[Document, float]]:
-        """Return the ``k`` chunks most similar to ``query`` with cosine similarity scores.
+        """Return the ``k`` best chunks for ``query`` with their scores.
 
         Args:
             query: The question or search text.
             k: How many chunks to return.
-            filter: A Chroma metadata filter, e.g. ``{"source": "a.md"}``.
+            filter: A Chroma metadata filter, e.g. ``{"source": "a.md"}`` (both sides).
             where_document: A Chroma document filter, e.g. ``{"$contains": "富士"}``.
             include_root: Also show ``root``, the absolute folder a file was added from.
+            mode: ``"hybrid"`` (default: dense and BM25 fused), ``"dense"`` (embeddings
+                only) or ``"lexical"`` (BM25 over CJK-aware terms only; see docs/search.md).
 
         Returns:
-            ``(Document, score)`` pairs, best first; score is cosine similarity (1 = identical).
+            ``(Document, score)`` pairs, best first. The score is the mode's: cosine
+            similarity (dense), BM25 (lexical) or the fused score (hybrid); every document's
+            metadata also holds ``dense_score``, ``lexical_score`` and ``found_by``.
         """
         self._live()
         return self.searcher.search_with_scores(
-            query, k, filter=filter, where_document=where_document, include_root=include_root
+            query,
+            k,
+            filter=filter,
+            where_document=where_document,
+            include_root=include_root,
+            mode=mode,
         )
 
     def search(
@@ -647,15 +697,22 @@ class RagIndex:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: Literal["hybrid", "dense", "lexical"] | None = None,
     ) -> list[Document]:
-        """Return the ``k`` chunks most similar to ``query``, best first.
+        """Return the ``k`` best chunks for ``query``, best first (hybrid search by default).
 
-        Each document's metadata holds ``score``, ``id``, ``source``, ``chunk_index``, the
-        character offsets ``start_index``/``end_index`` into its source text, and the source's
-        own metadata (see :meth:`search_with_scores` for the arguments).
+        Each document's metadata holds ``score``, ``dense_score``, ``lexical_score``,
+        ``found_by``, ``id``, ``source``, ``chunk_index``, the character offsets
+        ``start_index``/``end_index`` into its source text, and the source's own metadata
+        (see :meth:`search_with_scores` for the arguments).
         """
         hits = self.search_with_scores(
-            query, k, filter=filter, where_document=where_document, include_root=include_root
+            query,
+            k,
+            filter=filter,
+            where_document=where_document,
+            include_root=include_root,
+            mode=mode,
         )
         return [doc for doc, _ in hits]
 
@@ -669,6 +726,7 @@ class RagIndex:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: Literal["hybrid", "dense", "lexical"] | None = None,
     ) -> list[Document]:
         """Return ``k`` chunks that are relevant to ``query`` and different from each other.
 
@@ -680,9 +738,10 @@ class RagIndex:
             filter: A Chroma metadata filter.
             where_document: A Chroma document filter.
             include_root: Also show ``root``, the absolute folder a file was added from.
+            mode: Where the ``fetch_k`` candidates come from (see :meth:`search_with_scores`).
 
         Returns:
-            Documents in MMR selection order, with ``score`` (cosine similarity) in metadata.
+            Documents in MMR selection order, with their scores in metadata.
         """
         self._live()
         return self.searcher.max_marginal_relevance_search(
@@ -693,6 +752,7 @@ class RagIndex:
             filter=filter,
             where_document=where_document,
             include_root=include_root,
+            mode=mode,
         )
 
     def as_retriever(self, **kwargs: Any) -> RagRetriever:

@@ -59,6 +59,8 @@ class IndexManifest:
         document_prefix: Text prepended to documents before embedding.
         query_prefix: Text prepended to queries before embedding.
         splitter: Name of the splitter that produced the chunks.
+        analyzer: The analyser of the lexical index (``cjk-bigram/1``); empty in indexes made
+            before lexical search, which get the default one.
         library_version: ollama-rag version that created the index.
         created_at: ISO 8601 UTC creation time.
         updated_at: ISO 8601 UTC time of the last write.
@@ -74,6 +76,7 @@ class IndexManifest:
     document_prefix: str = ""
     query_prefix: str = ""
     splitter: str = "CJKTextSplitter"
+    analyzer: str = ""
     library_version: str = ""
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
@@ -201,6 +204,7 @@ def new_manifest(
     chunk_overlap: int | None = None,
     document_prefix: str | None = None,
     query_prefix: str | None = None,
+    analyzer: str = "",
     base: IndexManifest | None = None,
 ) -> IndexManifest:
     """A manifest for an index of ``info`` (a new one, or ``base`` re-embedded with ``info``).
@@ -233,5 +237,8 @@ def new_manifest(
         document_prefix=document_prefix,
         query_prefix=query_prefix,
         library_version=__version__,
+        analyzer=analyzer,
     )
-    return manifest if base is None else dataclasses.replace(manifest, created_at=base.created_at)
+    if base is None:
+        return manifest
+    return dataclasses.replace(manifest, created_at=base.created_at, analyzer=base.analyzer)

@@ -791,6 +791,20 @@ class OllamaEmbedder(OllamaEmbeddings):
         with self._query_errors():
             return self._check(self._pool.embed([self.query_prefix + text]), 1)[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed many search queries (query prefix applied), batches spread over the hosts."""
+        self._pool.resume()
+        batches = [
+            [self.query_prefix + t for t in texts[start : start + self.batch_size]]
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        with self._query_errors():
+            futures = [
+                self._pool.executor.submit(lambda b: self._check(self._pool.embed(b), len(b)), b)
+                for b in batches
+            ]
+            return [vector for future in futures for vector in future.result()]
+
     # ------------------------------------------------------------------ async
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -1,12 +1,22 @@
 """Queries in, cited documents out: the one place a query becomes results.
 
-:class:`Searcher` embeds the query (with the model's query prefix), asks the store for the
-nearest chunks (with the user's ``filter``/``where_document``), applies MMR or a score
-threshold, and turns each hit into a LangChain :class:`~langchain_core.documents.Document`
-whose metadata a reader can cite: ``source``, ``start_index``/``end_index`` into the source
-text, ``chunk_index``, the user's own metadata and file facts, plus ``id`` and ``score``
-(cosine similarity). Bookkeeping (hashes, completion markers) is left out, and so is ``root``
-(an absolute path on the indexing machine) unless ``include_root=True``.
+:class:`Searcher` runs a search in one of three modes:
+
+- ``"dense"``: embed the query (with the model's query prefix) and ask the store for the
+  nearest chunks by cosine similarity;
+- ``"lexical"``: rank chunks by BM25 over the index's analysed terms (CJK bigrams by default);
+- ``"hybrid"`` (the default): both at once (the BM25 ranking runs while the query is being
+  embedded), fused by :mod:`ollama_rag.fusion`.
+
+The user's ``filter``/``where_document`` apply to both sides; then MMR or a score threshold
+(always on the cosine similarity), and each hit becomes a LangChain
+:class:`~langchain_core.documents.Document` whose metadata a reader can cite: ``source``,
+``start_index``/``end_index`` into the source text, ``chunk_index``, the user's own metadata
+and file facts, plus ``id``, ``score`` (the mode's own: cosine, BM25, or fused),
+``dense_score`` (cosine similarity), ``lexical_score`` (BM25; 0 when no term matches) and
+``found_by`` (``"dense"``, ``"lexical"`` or ``"both"``). Bookkeeping (hashes, completion
+markers) is left out, and so is ``root`` (an absolute path on the indexing machine) unless
+``include_root=True``.
 
 ``RagIndex.search*`` and :class:`~ollama_rag.retriever.RagRetriever` both call it; every
 search has a native async twin (the query is embedded with Ollama's async client).
@@ -14,7 +24,10 @@ search has a native async twin (the query is embedded with Ollama's async client
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +36,38 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ollama_rag.errors import ConfigError
+from ollama_rag.fusion import fuse
 from ollama_rag.loading.encoding import find_surrogate
-from ollama_rag.storage.schema import ID, SCORE, public_metadata
+from ollama_rag.storage.schema import (
+    DENSE_SCORE,
+    FOUND_BY,
+    ID,
+    LEXICAL_SCORE,
+    SCORE,
+    public_metadata,
+)
 
 if TYPE_CHECKING:
     from ollama_rag.ollama import OllamaEmbedder
     from ollama_rag.storage.base import ChunkStore, Hit
 
-__all__ = ["SEARCH_KWARGS", "SEARCH_TYPES", "Searcher", "check_search", "with_k"]
+__all__ = [
+    "CANDIDATES",
+    "DEFAULT_MODE",
+    "MODES",
+    "SEARCH_KWARGS",
+    "SEARCH_TYPES",
+    "Searcher",
+    "check_search",
+    "with_k",
+]
 
+MODES = ("hybrid", "dense", "lexical")
+DEFAULT_MODE = "hybrid"
+CANDIDATES = 50
+"""How many candidates each side of a hybrid search contributes to the fusion (at least)."""
 SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
-_COMMON = frozenset({"k", "filter", "where_document", "include_root"})
+_COMMON = frozenset({"k", "filter", "where_document", "include_root", "mode"})
 SEARCH_KWARGS: Mapping[str, frozenset[str]] = {
     "similarity": _COMMON,
     "mmr": _COMMON | {"fetch_k", "lambda_mult"},
@@ -94,8 +128,14 @@ class _Plan:
     fetch_k: int = 20
     lambda_mult: float = 0.5
     threshold: float | None = None
+    mode: str | None = None
 
     def __post_init__(self) -> None:
+        if self.mode is None:
+            object.__setattr__(self, "mode", DEFAULT_MODE)
+        if self.mode not in MODES:
+            msg = f"mode={self.mode!r} is not one of {', '.join(repr(m) for m in MODES)}"
+            raise ConfigError(msg)
         check_encodable(self.filter, "filter=")
         check_encodable(self.where_document, "where_document=")
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
@@ -120,33 +160,116 @@ class _Plan:
 
     @property
     def store_args(self) -> dict[str, Any]:
-        """What the store's ``query``/``aquery`` takes besides the vector and the count."""
+        """What the store's ``query``/``lexical_query`` take besides the query and the count."""
         return {
             "where": self.filter,
             "where_document": self.where_document,
-            "include_vectors": self.mmr,
+            # Hybrid and lexical hits carry vectors for their cosine similarity.
+            "include_vectors": self.mmr or (self.mode != "dense" and self.embeds),
         }
 
     @property
     def fetch(self) -> int:
-        """How many hits to ask the store for."""
+        """How many results to choose the answer from (more for MMR)."""
         return max(self.fetch_k, self.k) if self.mmr else self.k
 
-    def finish(self, vector: Sequence[float], hits: list[Hit]) -> list[tuple[Document, float]]:
-        """The store's hits as cited documents: MMR order, threshold, metadata for readers."""
-        if self.mmr and hits:
+    @property
+    def embeds(self) -> bool:
+        """Whether the query is embedded (a lexical search does for MMR and thresholds)."""
+        return self.mode != "lexical" or self.mmr or self.threshold is not None
+
+    def finish(self, vector: Sequence[float] | None, found: list[_Found]) -> list[_Scored]:
+        """MMR order and the threshold (on cosine similarity) over the ranked results."""
+        if self.mmr and found and vector is not None:
             order = maximal_marginal_relevance(
                 np.asarray(vector, dtype=np.float32),
-                [hit.vector for hit in hits],  # type: ignore[misc]  # asked for with the hits
-                k=min(self.k, len(hits)),
+                [f.hit.vector for f in found],  # type: ignore[misc]  # asked for with the hits
+                k=min(self.k, len(found)),
                 lambda_mult=self.lambda_mult,
             )
-            hits = [hits[i] for i in order]
+            found = [found[i] for i in order]
+        found = found[: self.k]
         return [
-            (_document(hit, self.include_root), hit.score)
-            for hit in hits
-            if self.threshold is None or hit.score >= self.threshold
+            (_document(f, self.include_root), f.score)
+            for f in found
+            if self.threshold is None or (f.dense is not None and f.dense >= self.threshold)
         ]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One result before it becomes a document: the stored row and its scores."""
+
+    hit: Hit
+    score: float
+    dense: float | None
+    lexical: float | None
+    found_by: str
+
+
+_Scored = tuple[Document, float]
+
+
+def _cosine(vector: np.ndarray[Any, Any], other: Any) -> float | None:
+    if other is None:
+        return None
+    other = np.asarray(other, dtype=np.float32)
+    norm = float(np.linalg.norm(vector) * np.linalg.norm(other))
+    return float(vector @ other) / norm if norm else 0.0
+
+
+def _dense_found(hits: list[Hit]) -> list[_Found]:
+    return [_Found(h, h.score, h.score, None, "dense") for h in hits]
+
+
+def _lexical_found(vector: Sequence[float] | None, hits: list[Hit]) -> list[_Found]:
+    query = None if vector is None else np.asarray(vector, dtype=np.float32)
+    return [
+        _Found(h, h.score, None if query is None else _cosine(query, h.vector), h.score, "lexical")
+        for h in hits
+    ]
+
+
+def _fused(
+    vector: Sequence[float],
+    dense: list[Hit],
+    lexical: list[Hit],
+    lexical_scores: Mapping[str, float],
+    limit: int,
+) -> list[_Found]:
+    """Both sides' hits in fused order, each with both scores."""
+    query = np.asarray(vector, dtype=np.float32)
+    ranked, _ = fuse([(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical])
+    by_id = {h.id: h for h in lexical} | {h.id: h for h in dense}
+    lexical_of = {h.id: h.score for h in lexical}
+    dense_of = {h.id: h.score for h in dense}
+    found = []
+    for f in ranked[:limit]:
+        hit = by_id[f.id]
+        both = f.dense_rank is not None and f.lexical_rank is not None
+        found.append(
+            _Found(
+                hit,
+                f.score,
+                dense_of[f.id] if f.id in dense_of else _cosine(query, hit.vector),
+                lexical_of.get(f.id, lexical_scores.get(f.id, 0.0)),
+                "both" if both else "dense" if f.dense_rank is not None else "lexical",
+            )
+        )
+    return found
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _lexical_pool() -> ThreadPoolExecutor:
+    """Threads that run the BM25 side of hybrid searches while the query is embedded."""
+    global _pool  # one pool per process, made on first use (and after fork)
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(4, thread_name_prefix="ollama-rag-bm25"))
+        return _pool[1]
 
 
 def _check_query(query: object) -> None:
@@ -183,10 +306,14 @@ def check_encodable(value: object, what: str) -> None:
             check_encodable(item, what)
 
 
-def _document(hit: Hit, include_root: bool) -> Document:
+def _document(found: _Found, include_root: bool) -> Document:
+    hit = found.hit
     metadata = public_metadata(hit.metadata, include_root=include_root)
     metadata[ID] = hit.id
-    metadata[SCORE] = hit.score
+    metadata[SCORE] = found.score
+    metadata[DENSE_SCORE] = found.dense
+    metadata[LEXICAL_SCORE] = found.lexical
+    metadata[FOUND_BY] = found.found_by
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)
 
 
@@ -207,19 +334,88 @@ class Searcher:
         self.store = store
         self.embeddings = embeddings
 
-    def _search(self, query: str, plan: _Plan) -> list[tuple[Document, float]]:
+    def _search(
+        self, query: str, plan: _Plan, vector: Sequence[float] | None = None
+    ) -> list[_Scored]:
         _check_query(query)
         self.store.check_open()
-        vector = self.embeddings.embed_query(query)
-        hits = self.store.query(vector, plan.fetch, **plan.store_args)
-        return plan.finish(vector, hits)
+        args = plan.store_args
+        if plan.mode == "dense":
+            vector = vector if vector is not None else self.embeddings.embed_query(query)
+            return plan.finish(vector, _dense_found(self.store.query(vector, plan.fetch, **args)))
+        if plan.mode == "lexical":
+            if vector is None and plan.embeds:
+                vector = self.embeddings.embed_query(query)
+            hits = self.store.lexical_query(query, plan.fetch, **args)
+            return plan.finish(vector, _lexical_found(vector, hits))
+        n = max(plan.fetch, CANDIDATES)
+        # The BM25 side runs in a worker thread while this one waits for Ollama.
+        lexical: Future[list[Hit]] = _lexical_pool().submit(
+            self.store.lexical_query, query, n, **args
+        )
+        try:
+            vector = vector if vector is not None else self.embeddings.embed_query(query)
+            dense = self.store.query(vector, n, **{**args, "include_vectors": plan.mmr})
+        finally:
+            lexical_hits = lexical.result()
+        scores = self._lexical_scores(query, dense, lexical_hits)
+        return plan.finish(vector, _fused(vector, dense, lexical_hits, scores, plan.fetch))
 
-    async def _asearch(self, query: str, plan: _Plan) -> list[tuple[Document, float]]:
+    def _lexical_scores(self, query: str, dense: list[Hit], lexical: list[Hit]) -> dict[str, float]:
+        """BM25 scores of the dense side's hits the lexical side did not rank."""
+        ranked = {h.id for h in lexical}
+        return self.store.lexical_scores(query, [h.id for h in dense if h.id not in ranked])
+
+    async def _asearch(self, query: str, plan: _Plan) -> list[_Scored]:
         _check_query(query)
         self.store.check_open()
+        args = plan.store_args
+        if plan.mode == "lexical":
+            wanted = await self.embeddings.aembed_query(query) if plan.embeds else None
+            hits = await self.store.alexical_query(query, plan.fetch, **args)
+            return plan.finish(wanted, _lexical_found(wanted, hits))
         vector = await self.embeddings.aembed_query(query)
-        hits = await self.store.aquery(vector, plan.fetch, **plan.store_args)
-        return plan.finish(vector, hits)
+        if plan.mode == "dense":
+            hits = await self.store.aquery(vector, plan.fetch, **args)
+            return plan.finish(vector, _dense_found(hits))
+        # In-process stores answer in about a millisecond, so the two sides run one after the
+        # other here (no thread hop); stores on a server hop to threads of their own.
+        n = max(plan.fetch, CANDIDATES)
+        lexical_hits = await self.store.alexical_query(query, n, **args)
+        dense = await self.store.aquery(vector, n, **{**args, "include_vectors": plan.mmr})
+        scores = self._lexical_scores(query, dense, lexical_hits)
+        return plan.finish(vector, _fused(vector, dense, lexical_hits, scores, plan.fetch))
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        *,
+        k: int,
+        mode: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[list[Document]]:
+        """Search for many queries at once, their embeddings computed in batched requests.
+
+        Args:
+            queries: The queries.
+            k: Results per query.
+            mode: ``"hybrid"`` (default), ``"dense"`` or ``"lexical"``.
+            filter: A metadata filter for every query.
+
+        Returns:
+            One list of documents per query, best first.
+        """
+        plan = _Plan(k, filter, mode=mode)
+        for query in queries:
+            _check_query(query)
+        self.store.check_open()
+        vectors: list[Any] = [None] * len(queries)
+        if plan.embeds and queries:
+            vectors = self.embeddings.embed_queries(list(queries))
+        return [
+            [doc for doc, _ in self._search(query, plan, vector)]
+            for query, vector in zip(queries, vectors, strict=True)
+        ]
 
     # ------------------------------------------------------------------ sync
 
@@ -231,9 +427,10 @@ class Searcher:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: str | None = None,
     ) -> list[tuple[Document, float]]:
-        """The ``k`` chunks most similar to ``query``, best first, with cosine similarities."""
-        return self._search(query, _Plan(k, filter, where_document, include_root))
+        """The ``k`` best chunks for ``query`` in ``mode``, best first, with their scores."""
+        return self._search(query, _Plan(k, filter, where_document, include_root, mode=mode))
 
     def max_marginal_relevance_search(
         self,
@@ -245,9 +442,10 @@ class Searcher:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: str | None = None,
     ) -> list[Document]:
         """``k`` chunks relevant to ``query`` and different from each other, in MMR order."""
-        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult)
+        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult, mode=mode)
         return [doc for doc, _ in self._search(query, plan)]
 
     def run(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
@@ -264,9 +462,11 @@ class Searcher:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: str | None = None,
     ) -> list[tuple[Document, float]]:
         """:meth:`search_with_scores`, natively async."""
-        return await self._asearch(query, _Plan(k, filter, where_document, include_root))
+        plan = _Plan(k, filter, where_document, include_root, mode=mode)
+        return await self._asearch(query, plan)
 
     async def amax_marginal_relevance_search(
         self,
@@ -278,9 +478,10 @@ class Searcher:
         filter: Mapping[str, Any] | None = None,
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
+        mode: str | None = None,
     ) -> list[Document]:
         """:meth:`max_marginal_relevance_search`, natively async."""
-        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult)
+        plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult, mode=mode)
         return [doc for doc, _ in await self._asearch(query, plan)]
 
     async def arun(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:

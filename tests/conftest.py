@@ -38,11 +38,17 @@ def model_zoo() -> dict[str, ModelSpec]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the user's OLLAMA_* / CHROMA_* settings from leaking into tests."""
+def _clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Keep the user's OLLAMA_* / CHROMA_* settings from leaking into tests.
+
+    The lexical indexes of server-mode indexes go to a cache folder of the test's own.
+    """
     for key in list(os.environ):
         if key.startswith(("OLLAMA_", "CHROMA_")):
             monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OLLAMA_RAG_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ It implements :class:`~ollama_rag.storage.base.ChunkStore` from its documented c
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ class _Row:
 class _Data:
     manifest: IndexManifest | None = None
     rows: dict[str, _Row] = field(default_factory=dict)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str | None = None
 
 
 class MemoryStore(ChunkStore):
@@ -118,6 +121,36 @@ class MemoryStore(ChunkStore):
             )
             for i in order
         ]
+
+    def fetch(
+        self,
+        ids: Sequence[str],
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[StoredChunk]:
+        self._call("fetch")
+        return [
+            StoredChunk(i, row.text, dict(row.metadata), row.vector if include_vectors else None)
+            for i in ids
+            if (row := self.data.rows.get(i)) is not None
+            and matches(where, row.metadata)
+            and matches_document(where_document, row.text)
+        ]
+
+    # identity and change
+    @property
+    def uid(self) -> str | None:
+        return self.data.uid if self.data.manifest is not None else None
+
+    def write_token(self) -> str | None:
+        return self.data.token
+
+    def new_write_token(self) -> tuple[str | None, str]:
+        self._call("new_write_token")
+        previous, self.data.token = self.data.token, uuid.uuid4().hex
+        return previous, self.data.token
 
     # lookups
     def _firsts(self) -> Iterator[Metadata]:

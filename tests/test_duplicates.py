@@ -67,7 +67,7 @@ def recall(index: RagIndex, texts: dict[str, str], k: int = 3) -> float:
     """How many texts a query (their first half) finds among the top ``k``, over all of them."""
     found = 0
     for source, text in texts.items():
-        hits = index.search(text[:30], k=k)
+        hits = index.search(text[:30], k=k, mode="dense")
         found += any(hit.metadata["source"] == source for hit in hits)
     return found / len(texts)
 
@@ -129,13 +129,15 @@ def test_one_file_of_repetition_leaves_the_other_texts_findable(
         assert recall(index, texts) == before
         assert n >= COPIES - 1  # the shape really is COPIES identical chunks
         assert index.count() == PASSAGES + len(ids)
-        assert_consistent(index._store)
+        assert_consistent(index._store.vectors)
         # Every copy is still there for a filtered search, scored as the text it is.
-        hits = index.search_with_scores(repeated, k=len(ids), filter={"source": "flood.txt"})
+        hits = index.search_with_scores(
+            repeated, k=len(ids), filter={"source": "flood.txt"}, mode="dense"
+        )
         assert sorted(doc.id for doc, _ in hits) == sorted(ids)
         assert [round(s, 4) for doc, s in hits if doc.page_content == repeated] == [1.0] * n
         # Without a filter a search sees more than the graph's copies when asked for them.
-        top = index.search(repeated, k=2 * GRAPH_COPIES)
+        top = index.search(repeated, k=2 * GRAPH_COPIES, mode="dense")
         assert [doc.page_content for doc in top] == [repeated] * (2 * GRAPH_COPIES)
 
 
@@ -147,7 +149,7 @@ def test_without_the_cap_repetition_blinds_the_graph(
     with open_index(tmp_path, ollama, model="bge-m3") as index:
         texts = add_unrelated(index)
         index.add_texts([SHAPES["divider line"](COPIES)], source="flood.txt")
-        assert index._store._copies() is None
+        assert index._store.vectors._copies() is None
         assert recall(index, texts) <= 0.5
 
 
@@ -177,7 +179,7 @@ def test_boilerplate_in_every_file_of_a_folder_keeps_recall(
         baseline = recall(plain, sample)
     with open_index(tmp_path / "db", ollama, model="bge-m3") as index:
         index.add_files(tmp_path / "docs", progress=False)
-        store = index._store
+        store = index._store.vectors
 
         assert baseline == 1.0
         assert recall(index, sample) == baseline
@@ -187,14 +189,18 @@ def test_boilerplate_in_every_file_of_a_folder_keeps_recall(
         assert sorted(held.values())[-2:] == [GRAPH_COPIES, GRAPH_COPIES]  # header, footer
         assert len(copy_ids(store)) == 2 * (300 - GRAPH_COPIES)
         # A file whose header is among the copies: found by a filter, scored like the graph's.
-        (header_score,) = {round(s, 4) for _, s in index.search_with_scores(HEADER, k=4)}
+        (header_score,) = {
+            round(s, 4) for _, s in index.search_with_scores(HEADER, k=4, mode="dense")
+        }
         in_copies = store._copies().get(where={"chunk_index": 0}, limit=1)  # type: ignore[union-attr]
         source = in_copies["metadatas"][0]["source"]
-        hits = index.search_with_scores(HEADER, k=3, filter={"source": source})
+        hits = index.search_with_scores(HEADER, k=3, filter={"source": source}, mode="dense")
         assert (hits[0][0].page_content, round(hits[0][1], 4)) == (HEADER, header_score)
         assert {d.metadata["source"] for d, _ in hits} == {source}
         assert len(hits) == 3  # header, body, footer: every chunk of the file
-        by_content = index.search("Apache", k=5, where_document={"$contains": "Apache"})
+        by_content = index.search(
+            "Apache", k=5, where_document={"$contains": "Apache"}, mode="dense"
+        )
         assert len(by_content) == 5
         assert {d.page_content for d in by_content} == {HEADER}
 
@@ -208,7 +214,7 @@ def test_every_copy_is_found_with_its_own_source_and_offsets(
         for i in range(30):
             source = f"doc{i:03d}.txt"
             text = (tmp_path / "docs" / source).read_text(encoding="utf-8")
-            hits = index.search(FOOTER, k=1, filter={"source": source})
+            hits = index.search(FOOTER, k=1, filter={"source": source}, mode="dense")
             assert hits[0].page_content == FOOTER
             start, end = hits[0].metadata["start_index"], hits[0].metadata["end_index"]
             assert text[start:end] == FOOTER
@@ -226,7 +232,7 @@ def test_copies_take_the_place_of_deleted_graph_rows(tmp_path: Path, ollama: Loc
     write_folder(tmp_path / "docs", 20)
     with open_index(tmp_path / "db", ollama, model="bge-m3") as index:
         index.add_files(tmp_path / "docs", progress=False)
-        store = index._store
+        store = index._store.vectors
         holders = graph_sources_of(store, HEADER)
         assert len(holders) == GRAPH_COPIES
 
@@ -237,13 +243,13 @@ def test_copies_take_the_place_of_deleted_graph_rows(tmp_path: Path, ollama: Loc
         assert_consistent(store)
         assert len(graph_sources_of(store, HEADER)) == GRAPH_COPIES
         assert not set(graph_sources_of(store, HEADER)) & set(holders)
-        assert index.search(HEADER, k=1)[0].page_content == HEADER
+        assert index.search(HEADER, k=1, mode="dense")[0].page_content == HEADER
         # Deleting by id works the same.
-        ids = [d.id for d in index.search(FOOTER, k=GRAPH_COPIES)]
+        ids = [d.id for d in index.search(FOOTER, k=GRAPH_COPIES, mode="dense")]
         assert index.delete(ids=[i for i in ids if i is not None]) == GRAPH_COPIES
         assert index.count() == 3 * (20 - GRAPH_COPIES) - GRAPH_COPIES
         assert_consistent(store)
-        assert index.search(FOOTER, k=1)[0].page_content == FOOTER
+        assert index.search(FOOTER, k=1, mode="dense")[0].page_content == FOOTER
 
 
 def test_replacing_and_syncing_files_keeps_the_rest_findable(
@@ -253,7 +259,7 @@ def test_replacing_and_syncing_files_keeps_the_rest_findable(
     bodies = write_folder(docs, 24)
     with open_index(tmp_path / "db", ollama, model="bge-m3") as index:
         index.add_files(docs, progress=False)
-        store = index._store
+        store = index._store.vectors
         holders = graph_sources_of(store, HEADER)
         # Rewritten without their boilerplate: their graph rows of it are stale and go.
         for source in holders[:4]:
@@ -282,8 +288,8 @@ def test_an_interrupted_delete_is_finished_on_the_next_open(
     with open_index(tmp_path, ollama, model="bge-m3") as index:
         index.add_files(tmp_path / "docs", progress=False)
         total = index.count()
-        holders = graph_sources_of(index._store, HEADER)
-        copies = index._store._copies()
+        holders = graph_sources_of(index._store.vectors, HEADER)
+        copies = index._store.vectors._copies()
         assert copies is not None
         real_delete = copies.delete
 
@@ -297,12 +303,12 @@ def test_an_interrupted_delete_is_finished_on_the_next_open(
         with pytest.raises(KeyboardInterrupt):
             index.delete(source=holders[0])
         monkeypatch.undo()
-        assert REBALANCE in (index._store._copies().metadata or {})  # type: ignore[union-attr]
+        assert REBALANCE in (index._store.vectors._copies().metadata or {})  # type: ignore[union-attr]
 
     with open_index(tmp_path, ollama) as index:
         assert index.count() == total - 3
-        assert_consistent(index._store)
-        assert len(graph_sources_of(index._store, HEADER)) == GRAPH_COPIES
+        assert_consistent(index._store.vectors)
+        assert len(graph_sources_of(index._store.vectors, HEADER)) == GRAPH_COPIES
 
 
 # ---------------------------------------------------------------- migration, LangChain, doctor
@@ -315,15 +321,15 @@ def test_migration_copies_every_row_and_keeps_the_cap(tmp_path: Path, ollama: Lo
         index.add_files(tmp_path / "docs", progress=False)
         index.add_texts([SHAPES["divider line"](COPIES)], source="flood.txt")
         total = index.count()
-        old = index._store.collection.id
+        old = index._store.vectors.collection.id
 
         index.migrate("mxbai-embed-large")
 
-        store = index._store
+        store = index._store.vectors
         assert index.count() == total
         assert_consistent(store)
         assert recall(index, texts) == 1.0
-        assert len(index.search(HEADER, k=20, filter={"source": {"$ne": "x"}})) == 20
+        assert len(index.search(HEADER, k=20, filter={"source": {"$ne": "x"}}, mode="dense")) == 20
         names = {name for name, _, _ in read_collections_while_open(store)}
         assert names == {"default", f"{store.collection.id}.copies"}
         assert f"{old}.copies" not in names
@@ -379,10 +385,14 @@ def test_results_match_a_store_without_a_graph(tmp_path: Path, ollama: LocalOlla
             ):
                 hits = (
                     index.search_with_scores(
-                        query, k=k, filter=filter, where_document={"$contains": contains}
+                        query,
+                        k=k,
+                        filter=filter,
+                        where_document={"$contains": contains},
+                        mode="dense",
                     )
                     if contains
-                    else index.search_with_scores(query, k=k, filter=filter)
+                    else index.search_with_scores(query, k=k, filter=filter, mode="dense")
                 )
                 found[f"{query[:9]} {k} {filter} {contains}"] = sorted(
                     (d.page_content, d.metadata["source"] if k >= 20 else "", round(s, 4))
@@ -425,6 +435,8 @@ def test_a_second_client_of_a_chroma_server_sees_copies_written_after_it_opened(
             ids = writer.add_texts([SHAPES["divider line"](COPIES)], source="flood.txt")
 
             assert reader.count() == PASSAGES + len(ids)
-            found = reader.search("-" * 60, k=len(ids), filter={"source": "flood.txt"})
+            found = reader.search(
+                "-" * 60, k=len(ids), filter={"source": "flood.txt"}, mode="dense"
+            )
             assert len(found) == len(ids)
             assert recall(reader, texts) == 1.0

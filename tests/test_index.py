@@ -243,7 +243,7 @@ def test_writes_respect_the_chroma_batch_limit(
     texts = [f"文書{i}の本文です。" for i in range(30)]
     with open_index(tmp_path, ollama, model="bge-m3") as index:
         sizes: list[int] = []
-        collection = index._store.collection
+        collection = index._store.vectors.collection
         for name in ("add", "upsert", "update", "get", "delete"):
             real = getattr(collection, name)
 

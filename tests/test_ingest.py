@@ -238,7 +238,7 @@ def test_a_rewrite_interrupted_mid_write_is_not_taken_for_complete(
         def crash(**_: object) -> None:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(index._store.collection, "delete", crash)
+        monkeypatch.setattr(index._store.vectors.collection, "delete", crash)
         with pytest.raises(KeyboardInterrupt):
             index.add_files(folder, progress=False)
         monkeypatch.undo()
@@ -274,7 +274,7 @@ def test_new_sources_are_looked_up_in_groups_and_marked_in_their_own_write(
     for i in range(40):
         (corpus / f"doc{i:02d}.txt").write_text(long_japanese(3, volume=i), encoding="utf-8")
     with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
-        calls = _spy_calls(monkeypatch, index._store.collection, ("get", "add", "update"))
+        calls = _spy_calls(monkeypatch, index._store.vectors.collection, ("get", "add", "update"))
         report = index.add_files(corpus, progress=False)
         monkeypatch.undo()
         firsts = index.vectorstore.get(where={"chunk_index": 0}, include=["metadatas"])
@@ -301,7 +301,7 @@ def test_a_source_written_over_several_calls_is_marked_only_after_all_of_them(
     folder.mkdir()
     (folder / "big.txt").write_text(long_japanese(12), encoding="utf-8")
     with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url, chunk_size=80) as index:
-        collection = index._store.collection
+        collection = index._store.vectors.collection
         real_add = collection.add
         adds: list[int] = []
 

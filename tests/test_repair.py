@@ -85,7 +85,7 @@ def build(db: Path, server: LocalOllama, texts: list[str] = TEXTS) -> dict[str, 
 
 
 def segment(db: Path) -> Path:
-    (folder,) = [p for p in db.iterdir() if p.is_dir()]
+    (folder,) = [p for p in db.iterdir() if p.is_dir() and p.name != "lexical"]
     return folder
 
 

@@ -215,4 +215,4 @@ def test_a_store_and_a_path_cannot_both_be_given(tmp_path: Path, ollama: LocalOl
 
 def test_chroma_store_is_the_default(tmp_path: Path, ollama: LocalOllama) -> None:
     with RagIndex(tmp_path, model="bge-m3", base_url=ollama.url) as index:
-        assert isinstance(index._store, ChromaStore)
+        assert isinstance(index._store.vectors, ChromaStore)

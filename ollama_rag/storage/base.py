@@ -203,6 +203,49 @@ class ChunkStore(ABC):
         """Release what the store holds (clients, locks). Safe to call twice."""
         self._closed = True
 
+    # ------------------------------------------------------------------ identity and change
+
+    @property
+    def uid(self) -> str | None:
+        """A stable id of the stored collection, or None before :meth:`create`.
+
+        It changes when a migration or a repair switches to a side store, so an index kept
+        beside the vectors (the lexical one) knows which vectors it belongs to.
+        """
+        return None
+
+    @property
+    def files(self) -> str | None:
+        """The directory holding the store's files (a read-only snapshot's copy), or None."""
+        return self.path
+
+    @property
+    def shared(self) -> bool:
+        """Whether other clients may write the same rows (a Chroma server).
+
+        What is kept in step with the rows is then checked before each search, not only when
+        the store is opened.
+        """
+        return False
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the store's write gate around a block of writes (several calls as one step)."""
+        return contextlib.nullcontext()
+
+    def write_token(self) -> str | None:
+        """A value that changes with every write to the store (None: never written).
+
+        What is kept in step with the rows (the lexical index) records the token it has seen,
+        and is caught up when the store's token differs: after a crash between the two
+        writes, or when another client wrote.
+        """
+        return None
+
+    def new_write_token(self) -> tuple[str | None, str]:
+        """Record a fresh write token, before a write; returns the previous one and the new one."""
+        msg = f"The store at {self.location} keeps no write token"
+        raise NotImplementedError(msg)
+
     # ------------------------------------------------------------------ manifest
 
     @abstractmethod
@@ -260,6 +303,57 @@ class ChunkStore(ABC):
         return self.query(
             vector, k, where=where, where_document=where_document, include_vectors=include_vectors
         )
+
+    @abstractmethod
+    def fetch(
+        self,
+        ids: Sequence[str],
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[StoredChunk]:
+        """The stored chunks among ``ids`` that pass the filters, in the order of ``ids``."""
+
+    def iter_ids(self, *, batch: int = 10_000) -> Iterator[list[str]]:
+        """Every stored id, in pages (stores with a cheaper way than reading texts override it)."""
+        for page in self.iter_chunks(batch=batch):
+            yield [chunk.id for chunk in page]
+
+    def lexical_query(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[Hit]:
+        """The ``k`` rows ranking highest by BM25 for ``query`` that pass the filters.
+
+        Hits carry BM25 scores (higher is better). A store without a lexical index refuses.
+        """
+        msg = f"The store at {self.location} has no lexical index"
+        raise NotImplementedError(msg)
+
+    async def alexical_query(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[Hit]:
+        """:meth:`lexical_query` for async callers; stores that wait on a network override it."""
+        return self.lexical_query(
+            query, k, where=where, where_document=where_document, include_vectors=include_vectors
+        )
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """BM25 scores of ``query`` for the rows ``ids`` (0 where no term matches)."""
+        msg = f"The store at {self.location} has no lexical index"
+        raise NotImplementedError(msg)
 
     # ------------------------------------------------------------------ lookups for ingestion
 

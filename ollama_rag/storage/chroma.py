@@ -136,6 +136,8 @@ MIGRATION_COMPLETE = "ollama_rag.migration_complete"
 # to in between would bring back deleted or outdated chunks, so it starts over instead.
 SOURCE_VERSION = "ollama_rag.migration_source_version"
 _MIGRATION_KEYS = (MIGRATION_OF, MIGRATION_COMPLETE, SOURCE_VERSION)
+# Changes with every write (see ChunkStore.write_token); kept by manifest writes.
+WRITE_TOKEN = "ollama_rag.write_token"
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 _LOCKED_FIX = (
@@ -646,7 +648,53 @@ class ChromaStore(ChunkStore):
     @_gated
     def write_manifest(self, manifest: IndexManifest) -> None:
         """Replace the collection metadata (``modify`` replaces, so all of it is written)."""
-        self.collection.modify(metadata=manifest.to_metadata())
+        metadata: dict[str, Any] = dict(manifest.to_metadata())
+        token = (self.collection.metadata or {}).get(WRITE_TOKEN)
+        if token is not None:
+            metadata[WRITE_TOKEN] = token
+        self.collection.modify(metadata=metadata)
+
+    # ------------------------------------------------------------------ identity and change
+
+    @property
+    def uid(self) -> str | None:
+        """The collection's id (a migration's switch brings a new one)."""
+        return None if self._collection is None else str(self._collection.id)
+
+    @property
+    def files(self) -> str | None:
+        """The directory of Chroma's files: the index's, or a read-only snapshot's copy."""
+        return self._handle.files
+
+    @property
+    def shared(self) -> bool:
+        """True on a Chroma server, where other clients may write the collection."""
+        return self._handle.remote
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """The write gate (see :class:`~ollama_rag.storage.lock.WriteGate`)."""
+        return self._writing()
+
+    def write_token(self) -> str | None:
+        """The token in the collection's metadata, read fresh from a server."""
+        self.check_open()
+        if self._collection is None:
+            return None
+        if self._handle.remote:
+            found = self._get(self.name)
+            if found is None:
+                return None
+            self._collection = found
+        token = (self._collection.metadata or {}).get(WRITE_TOKEN)
+        return None if token is None else str(token)
+
+    @_gated
+    def new_write_token(self) -> tuple[str | None, str]:
+        """Store a fresh token in the collection's metadata (the rest of it is kept)."""
+        previous = self.write_token()
+        token = uuid.uuid4().hex
+        self.collection.modify(metadata={**(self.collection.metadata or {}), WRITE_TOKEN: token})
+        return previous, token
 
     # ------------------------------------------------------------------ reading and search
 
@@ -743,6 +791,47 @@ class ChromaStore(ChunkStore):
         if self._handle.remote:
             return await asyncio.to_thread(call)
         return call()  # in-process and quick: a thread hop would cost more than the query
+
+    def fetch(
+        self,
+        ids: Sequence[str],
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+        include_vectors: bool = False,
+    ) -> list[StoredChunk]:
+        """The stored rows among ``ids`` that pass the filters (graph and copies), in order."""
+        include = ["documents", "metadatas"]
+        if include_vectors:
+            include.append("embeddings")
+        found: dict[str, StoredChunk] = {}
+        for collection in self._collections():
+            wanted = [i for i in dict.fromkeys(ids) if i not in found]
+            for part in _batches(wanted, self._batch):
+                got = collection.get(
+                    ids=list(part),
+                    where=cast(Any, dict(where)) if where else None,
+                    where_document=cast(Any, dict(where_document)) if where_document else None,
+                    include=cast(Any, include),
+                )
+                vectors: Any = got["embeddings"] if include_vectors else None
+                for i, (cid, text, meta) in enumerate(
+                    zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+                ):
+                    vector = None
+                    if vectors is not None:
+                        vector = np.asarray(vectors[i], dtype=np.float32)
+                    found[cid] = StoredChunk(cid, text or "", dict(meta or {}), vector)
+        return [found[i] for i in ids if i in found]
+
+    def iter_ids(self, *, batch: int = 10_000) -> Iterator[list[str]]:
+        """Every stored id (graph, then copies), read without texts or metadata."""
+        size = min(batch, self._batch)
+        for collection in self._collections():
+            offset = 0
+            while ids := collection.get(limit=size, offset=offset, include=[])["ids"]:
+                offset += len(ids)
+                yield list(ids)
 
     # ------------------------------------------------------------------ lookups
 

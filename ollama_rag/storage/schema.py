@@ -29,9 +29,12 @@ __all__ = [
     "CHUNK_PART",
     "COMPLETE",
     "CONTENT_HASH",
+    "DENSE_SCORE",
     "END",
+    "FOUND_BY",
     "HIDDEN_KEYS",
     "ID",
+    "LEXICAL_SCORE",
     "RESERVED_KEYS",
     "ROOT",
     "SCORE",
@@ -61,6 +64,9 @@ CHUNK_PART = "chunk_part"
 # Added to the documents search returns, never stored.
 ID = "id"
 SCORE = "score"
+DENSE_SCORE = "dense_score"
+LEXICAL_SCORE = "lexical_score"
+FOUND_BY = "found_by"
 
 RESERVED_KEYS: tuple[str, ...] = (
     CHUNK_INDEX,
@@ -74,6 +80,9 @@ RESERVED_KEYS: tuple[str, ...] = (
     CHUNK_PART,
     ID,
     SCORE,
+    DENSE_SCORE,
+    LEXICAL_SCORE,
+    FOUND_BY,
 )
 """Keys the index writes itself; user metadata may not set them."""
 
