@@ -35,6 +35,7 @@ from ollama_rag.errors import (  # noqa: E402
     RagIndexError,
     SqliteCompatError,
 )
+from ollama_rag.evaluation import EvaluationResult, LabelledQuestion  # noqa: E402
 from ollama_rag.index import RagIndex  # noqa: E402
 from ollama_rag.ingest.report import IngestReport  # noqa: E402
 from ollama_rag.manifest import IndexManifest  # noqa: E402
@@ -50,6 +51,7 @@ __all__ = [
     "DoctorReport",
     "DocumentLoadError",
     "EmbeddingModelMismatchError",
+    "EvaluationResult",
     "IndexClosedError",
     "IndexDamagedError",
     "IndexForkedError",
@@ -60,6 +62,7 @@ __all__ = [
     "IndexRepairedWarning",
     "IngestReport",
     "KnownModel",
+    "LabelledQuestion",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",

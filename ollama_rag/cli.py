@@ -103,6 +103,85 @@ def search_command(query: str, db: str, base_url: str | None, k: int, mode: str)
             click.echo("        " + " ".join(doc.page_content.split()))
 
 
+def _cutoffs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        cuts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        cuts = ()
+    if not cuts or min(cuts) < 1:
+        raise click.BadParameter(f"{value!r} is not a list of whole numbers such as 1,5,10")
+    return cuts
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--db", "db", required=True, type=click.Path(file_okay=False), help="Index.")
+@click.option("--collection", default="default", show_default=True, help="Collection name.")
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "lexical"]),
+    default=None,
+    help="Search mode to evaluate (default: the index's default).",
+)
+@click.option(
+    "--k",
+    "k",
+    default="1,5,10",
+    show_default=True,
+    callback=_cutoffs,
+    help="Cut-offs for hit@k and recall@k.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--details", is_flag=True, help="Also show each question's rank (misses in text).")
+@_base_url
+def eval_command(
+    file: str,
+    db: str,
+    collection: str,
+    mode: str | None,
+    k: tuple[int, ...],
+    as_json: bool,
+    details: bool,
+    base_url: str | None,
+) -> None:
+    """Measure the index at --db on FILE, labelled questions in JSON Lines.
+
+    Each line is {"question": ..., "answer": ...} or {"question": ..., "source": ...,
+    "start": ..., "end": ...}; see docs/evaluation.md. Prints hit@k, recall@k, MRR@10 and
+    nDCG@10.
+    """
+    import json
+    from pathlib import Path
+
+    from ollama_rag.errors import IndexNotFoundError
+    from ollama_rag.evaluation import load_questions
+    from ollama_rag.index import RagIndex
+
+    questions = load_questions(file)  # a bad file fails before the index is opened
+    # Opening a directory creates an empty index in it: never for a command that only reads.
+    directory = Path(db)
+    if not directory.is_dir() or not any(directory.iterdir()):
+        msg = f"no index at {db}; build one first: ollama-rag index PATH --db {db} --model MODEL"
+        raise click.ClickException(msg)
+    try:
+        index = RagIndex(db, base_url=base_url, collection=collection)
+    except IndexNotFoundError:
+        msg = (
+            f"no index in collection {collection!r} at {db}; build one first: "
+            f"ollama-rag index PATH --db {db} --model MODEL"
+        )
+        raise click.ClickException(msg) from None
+    with index:
+        result = index.evaluate(questions, k=k, mode=mode)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(details=details), ensure_ascii=False))
+        return
+    click.echo(str(result))
+    if details:
+        for miss in result.misses():
+            click.echo(f"  miss: {miss.question.question}  (labels: {'; '.join(miss.labels)})")
+
+
 @cli.command("migrate")
 @click.argument("model")
 @click.option(

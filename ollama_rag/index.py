@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.documents import Document
 from langchain_ollama import OllamaEmbeddings
 
-from ollama_rag import loading, migration
+from ollama_rag import evaluation, loading, migration
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
     REPAIR_FAILED_MESSAGE,
@@ -58,6 +58,7 @@ from ollama_rag.storage.hybrid import HybridStore
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
 
+    from ollama_rag.evaluation import EvaluationResult, LabelledQuestion
     from ollama_rag.storage.base import ChunkStore
     from ollama_rag.storage.chroma import ChromaClient
 
@@ -782,6 +783,52 @@ class RagIndex:
         """
         self._live()
         return self._store.vectorstore(self.embeddings, self)
+
+    def evaluate(
+        self,
+        questions: str | os.PathLike[str] | Iterable[LabelledQuestion | Mapping[str, Any]],
+        *,
+        k: int | Iterable[int] = (1, 5, 10),
+        mode: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        batch_size: int = 64,
+        progress: bool | None = None,
+    ) -> EvaluationResult:
+        """Measure this index's retrieval on labelled questions: hit@k, recall@k, MRR, nDCG.
+
+        Labels name answers (strings a relevant chunk contains) or source spans, never chunk
+        ids, so one labels file compares indexes built with other models or chunk sizes. See
+        docs/evaluation.md for the file format and what each figure means.
+
+        Args:
+            questions: A JSONL file (or JSON list) of ``{"question", "answer"}`` or
+                ``{"question", "source"[, "start", "end"]}`` records, or an iterable of such
+                mappings or of :class:`~ollama_rag.evaluation.LabelledQuestion`.
+            k: Cut-offs for ``hit@k`` and ``recall@k``; ``max(k..., 10)`` chunks are retrieved
+                per question.
+            mode: The search mode to evaluate (None: the default).
+            filter: A Chroma metadata filter applied to every search.
+            batch_size: Questions embedded per request.
+            progress: Show a progress bar; by default for 200 questions or more.
+
+        Returns:
+            An :class:`~ollama_rag.evaluation.EvaluationResult`; print it, or compare several
+            with ``EvaluationResult.compare([...])``.
+
+        Raises:
+            ConfigError: A bad labelled question (the message names the file and line), a
+                labelled source the index does not hold, or a bad argument.
+        """
+        self._live()
+        return evaluation.evaluate(
+            lambda batch, n: self.searcher.search_many(batch, k=n, mode=mode, filter=filter),
+            questions,
+            k=k,
+            mode=mode,
+            batch_size=batch_size,
+            progress=progress,
+            known_sources=lambda names: self._store.stored_sources(names).keys(),
+        )
 
     # ------------------------------------------------------------------ migrating
 
