@@ -487,19 +487,3 @@ class Searcher:
     async def arun(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
         """:meth:`run`, natively async."""
         return [doc for doc, _ in await self._asearch(query, _Plan.of(search_type, kwargs))]
-
-    # stand-in: replaced by the batched hybrid version
-    def search_many(
-        self,
-        queries: Sequence[str],
-        *,
-        k: int,
-        mode: str | None = None,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[list[Document]]:
-        """The ``k`` best chunks for each query, in order (one query at a time, dense only)."""
-        if mode not in (None, "dense"):
-            msg = f"mode={mode!r} is not available yet; use mode='dense' (or None)"
-            raise ConfigError(msg)
-        plan = _Plan(k, filter)
-        return [[doc for doc, _ in self._search(query, plan)] for query in queries]
