@@ -12,14 +12,14 @@ forwards each call to the vector store, and keeps a BM25 index
   lexical index is brought in step from the stored ids and texts (no re-embedding): after a
   process was killed between the two writes, or when another client of a Chroma server wrote.
   This is checked when the index is opened, and on a Chroma server before every search.
-- **One file per collection**, named after the vector collection's id: a migration or repair
-  builds the new collection's file beside it and the switch takes it over, so the vectors and
+- **One folder per collection**, named after the vector collection's id: a migration or
+  repair builds the new collection's folder beside it and the switch takes it over, so the vectors and
   the lexical index of one collection are never mixed with another's.
-- **Rebuilt, never wrong**: a file written by another analyser, of another format, or that
-  SQLite cannot read is rebuilt from the stored text (an ``IndexRepairedWarning`` says so
-  when the file was unreadable).
+- **Rebuilt, never wrong**: a folder written by another analyser, of another format, or that
+  cannot be read is rebuilt from the stored text (an ``IndexRepairedWarning`` says so
+  when it was unreadable).
 
-Where the file lives: ``<index directory>/lexical/<collection id>.sqlite3`` for an index on
+Where the folder lives: ``<index directory>/lexical/<collection id>/`` for an index on
 disk (a read-only open works on its private snapshot's copy); for a Chroma server, the
 folder ``lexical_dir=`` names, by default ``$OLLAMA_RAG_CACHE/lexical`` (else
 ``~/.cache/ollama-rag/lexical``), where clients on one machine share it; in memory for an
@@ -31,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ollama_rag.errors import LEXICAL_REBUILT_MESSAGE, IndexRepairedWarning, RagIndexError
-from ollama_rag.lexical.index import FORMAT, LexicalIndex, sqlite_module
+from ollama_rag.lexical.index import FORMAT, LexicalIndex
 from ollama_rag.storage.base import (
     ChunkStore,
     Hit,
@@ -70,6 +72,8 @@ _CATCH_UP_BATCH = 500
 # while fewer than k of them pass the filter.
 _FIRST_CANDIDATES = 100
 _OUT_OF_STEP = "out-of-step"
+# What Tantivy raises for a folder it cannot read (garbage, truncated or missing files).
+_UNREADABLE = (ValueError, OSError, json.JSONDecodeError)
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ class HybridStore(ChunkStore):
 
     Args:
         vectors: The vector store it wraps (and closes).
-        lexical_dir: The folder for the lexical index file instead of the default.
+        lexical_dir: The folder for the lexical indexes instead of the default.
     """
 
     def __init__(self, vectors: ChunkStore, *, lexical_dir: str | os.PathLike[str] | None = None):
@@ -112,8 +116,8 @@ class HybridStore(ChunkStore):
         self._analyzer = analyzer
 
     @property
-    def lexical_file(self) -> Path | None:
-        """The lexical index's file for the current collection (None: in memory, or no index)."""
+    def lexical_folder(self) -> Path | None:
+        """The lexical index's folder for the current collection (None: in memory, or none)."""
         uid = self.vectors.uid
         if uid is None:
             return None
@@ -125,7 +129,7 @@ class HybridStore(ChunkStore):
             folder = default_cache_dir() / LEXICAL_DIR
         else:
             folder = None
-        return None if folder is None else folder / f"{uid}.sqlite3"
+        return None if folder is None else folder / uid
 
     def open_lexical(self) -> None:
         """Open the collection's lexical index, rebuilding or catching it up as needed."""
@@ -137,13 +141,13 @@ class HybridStore(ChunkStore):
             if self._lexical is not None:
                 self._lexical.close()
                 self._lexical = None
-            file = self.lexical_file
+            file = self.lexical_folder
             state = {"format": str(FORMAT), "uid": uid, "analyzer": analyzer.identity}
             lexical = self._open_file(file)
             if lexical is not None and any(lexical.get(k) != v for k, v in state.items()):
                 if lexical.count() or lexical.get("analyzer") is not None:
                     log.info("rebuilding the lexical index %s for %s", file, analyzer.identity)
-                    lexical.delete_file()
+                    lexical.remove()
                     lexical = LexicalIndex(file)
                 lexical.record(**state)
             if lexical is None:  # unreadable: rebuilt from the stored text
@@ -154,13 +158,11 @@ class HybridStore(ChunkStore):
                 self._catch_up()
 
     def _open_file(self, file: Path | None) -> LexicalIndex | None:
-        """The index in ``file``, or None (and the file removed) when SQLite cannot read it."""
-        database_error = sqlite_module().DatabaseError
+        """The index in ``file``, or None (and the folder removed) when it cannot be read."""
         try:
             lexical = LexicalIndex(file)
-            lexical.get("format")
             lexical.count()
-        except database_error as err:
+        except _UNREADABLE as err:
             if file is None:
                 raise
             self._unreadable(file, err)
@@ -168,13 +170,12 @@ class HybridStore(ChunkStore):
         return lexical
 
     def _unreadable(self, file: Path, err: Exception) -> None:
-        """Remove a lexical index file SQLite cannot read, saying it is rebuilt."""
+        """Remove a lexical index folder that cannot be read, saying it is rebuilt."""
         if self._lexical is not None:
             with contextlib.suppress(Exception):
                 self._lexical.close()
             self._lexical = None
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(file) + suffix).unlink(missing_ok=True)
+        shutil.rmtree(file, ignore_errors=True)
         warnings.warn(
             LEXICAL_REBUILT_MESSAGE.format(where=self.location, file=file, error=err),
             IndexRepairedWarning,
@@ -245,10 +246,10 @@ class HybridStore(ChunkStore):
         args = (where, where_document, include_vectors)
         try:
             return self._lexical_query(terms, k, *args)
-        except sqlite_module().DatabaseError as err:
-            if self.lexical_file is None:
+        except _UNREADABLE as err:
+            if self.lexical_folder is None:
                 raise
-            self._unreadable(self.lexical_file, err)
+            self._unreadable(self.lexical_folder, err)
             self.open_lexical()
             return self._lexical_query(terms, k, *args)
 
@@ -384,7 +385,7 @@ class HybridStore(ChunkStore):
             self.vectors.switch(side.vectors)
             old, self._lexical, side._lexical = self._lexical, side._lexical, None
             if old is not None:
-                old.delete_file()
+                old.remove()
         side.close()
 
     def recover(self) -> None:
