@@ -10,6 +10,7 @@ repaired whole is a regression of the repair, not a missed target.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import subprocess
 import sys
@@ -167,8 +168,60 @@ def test_search_benchmark_quick_mode(
         for value in values:
             assert math.isfinite(value)
             assert value > 0
-        assert set(figures.p50) >= {bench.SEARCH, bench.BASELINE, bench.MMR, bench.FILTERED}
-    assert set(results.verdicts) == {f"search/baseline {d}-d" for d in bench.QUICK.dimensions}
+        assert math.isfinite(figures.hybrid_ratio)
+        assert set(figures.p50) >= {
+            bench.SEARCH,
+            bench.HYBRID,
+            bench.LEXICAL,
+            bench.BASELINE,
+            bench.MMR,
+            bench.FILTERED,
+        }
+    assert set(results.verdicts) == {
+        f"{what} {d}-d"
+        for d in bench.QUICK.dimensions
+        for what in ("search/baseline", "hybrid/dense")
+    }
+
+
+@pytest.mark.slow
+def test_retrieval_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A data set of the jsquad layout, written here, so the test does not need ../shared.
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    passages = [
+        {
+            "id": "a1p0",
+            "title": "富士山",
+            "text": "富士山は日本で一番高い山で、標高は3776メートルです。",
+        },
+        {"id": "a1p1", "title": "富士山", "text": "富士山は静岡県と山梨県にまたがっています。"},
+        {"id": "a2p0", "title": "琵琶湖", "text": "琵琶湖は滋賀県にある日本最大の湖です。"},
+    ]
+    queries = [
+        {"question": "日本で一番高い山の標高は？", "passage_id": "a1p0", "answer": "3776メートル"},
+        {"question": "富士山はどの県にまたがる？", "passage_id": "a1p1", "answer": "山梨県"},
+        {"question": "日本最大の湖は？", "passage_id": "a2p0", "answer": "琵琶湖"},
+    ]
+    for name, rows in (("passages", passages), ("queries", queries)):
+        lines = (json.dumps(r, ensure_ascii=False) for r in rows)
+        (folder / f"{name}.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    bench = _benchmark(monkeypatch, "bench_retrieval")
+    monkeypatch.setattr(bench, "DEFAULT_SET", tmp_path / "absent")
+    monkeypatch.setenv(bench.SETS_ENV, str(folder))
+
+    _, results, out = _run_quick(monkeypatch, capsys, "bench_retrieval")
+
+    assert "no data set at" in out  # the missing default set is skipped, not fatal
+    assert set(results.results) == {("mini", s) for s in bench.SPLITTERS}
+    for evaluated in results.results.values():
+        assert set(evaluated) == set(bench.MODES)
+        for result in evaluated.values():
+            assert result.count == 3
+            assert 0 <= result.metrics["hit@1"] <= result.metrics["hit@10"] <= 1
+        assert evaluated["lexical"].metrics["hit@10"] == 1.0  # every answer is in the index
 
 
 @pytest.mark.slow
