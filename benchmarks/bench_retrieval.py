@@ -121,11 +121,13 @@ def run_set(url: str, data: DataSet, results: Results) -> None:
         with build(url, data, splitter) as index:
             built = time.perf_counter() - began
             chunks = index.count()
+            calibration = index.manifest.fusion or "not calibrated (too few chunks)"
             evaluated = {m: index.evaluate(data.questions, mode=m, progress=False) for m in MODES}
         results.results[(data.name, splitter)] = evaluated
         print(
             f"{data.name}, {splitter}: {len(data.articles)} articles, {chunks} chunks "
-            f"(built in {report.seconds(built)}), {len(data.questions)} questions"
+            f"(built in {report.seconds(built)}), {len(data.questions)} questions; "
+            f"hybrid calibration: {calibration}"
         )
         print(EvaluationResult.compare(evaluated))
         hybrid = evaluated["hybrid"].metrics

@@ -21,12 +21,23 @@ rule serves any embedding model. docs/search.md has the measurements.
 
 from __future__ import annotations
 
+import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FUSION", "Fused", "Weights", "fuse"]
+__all__ = [
+    "CALIBRATION_QUERIES",
+    "FUSION",
+    "Calibration",
+    "Fused",
+    "Weights",
+    "fuse",
+    "priors_from",
+    "pseudo_queries",
+]
 
 FUSION = "peak-minmax/1"
 """The fusion method's name and version."""
@@ -116,3 +127,108 @@ def fuse(
         )
     )
     return fused, weights
+
+
+# ---------------------------------------------------------------------- calibration
+
+CALIBRATION_QUERIES = 200
+"""Pseudo-queries a calibration asks (one batched embedding request per 64)."""
+
+_SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]?")
+_SENTENCE_CHARS = (8, 60)
+
+
+def pseudo_queries(
+    texts: Sequence[tuple[str, str]], *, count: int, seed: int = 0
+) -> list[tuple[str, str]]:
+    """Queries made from the index's own text, each with the sentence it came from.
+
+    One sentence (8-60 characters) of each chunk, with half of its characters dropped at
+    random (order kept): a query shares part of its wording with its passage, as real
+    questions do, so the lexical side is not handed a verbatim copy.
+
+    Args:
+        texts: ``(chunk id, text)`` pairs to draw from, in a fixed order.
+        count: At most this many queries.
+        seed: The random seed (a calibration is repeatable).
+
+    Returns:
+        ``(query, sentence)`` pairs; a chunk containing the sentence answers the query.
+    """
+    rng = random.Random(seed)
+    found: list[tuple[str, str]] = []
+    for _, text in texts:
+        sentences = [
+            s.strip()
+            for s in _SENTENCE.findall(text)
+            if _SENTENCE_CHARS[0] <= len(s.strip()) <= _SENTENCE_CHARS[1]
+        ]
+        if not sentences:
+            continue
+        sentence = rng.choice(sentences)
+        keep = sorted(rng.sample(range(len(sentence)), len(sentence) // 2))
+        found.append(("".join(sentence[i] for i in keep), sentence))
+        if len(found) >= count:
+            break
+    return found
+
+
+def priors_from(dense_mrr: float, lexical_mrr: float, queries: int) -> tuple[float, float]:
+    """Each side's prior: the odds of its success on the pseudo-queries (Laplace-smoothed).
+
+    Odds grow without bound as a side approaches always right, so a side that is nearly
+    always right and one that is often wrong are weighted far apart, and two good sides
+    about evenly.
+    """
+
+    def odds(mrr: float) -> float:
+        hits = mrr * queries
+        return (hits + 1.0) / (queries - hits + 1.0)
+
+    return odds(dense_mrr), odds(lexical_mrr)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How reliable each side was on pseudo-queries from the index itself (see search.py).
+
+    Attributes:
+        dense_mrr: The dense side's MRR@10 on the pseudo-queries.
+        lexical_mrr: The lexical side's MRR@10 on them.
+        queries: How many pseudo-queries were asked.
+        chunks: How many chunks the index held.
+    """
+
+    dense_mrr: float
+    lexical_mrr: float
+    queries: int
+    chunks: int
+
+    @property
+    def priors(self) -> tuple[float, float]:
+        """The priors the fusion scales each side's peak with."""
+        return priors_from(self.dense_mrr, self.lexical_mrr, self.queries)
+
+    def to_text(self) -> str:
+        """The manifest's record: ``peak-minmax/1 dense_mrr=0.455 lexical_mrr=0.972 ...``."""
+        return (
+            f"{FUSION} dense_mrr={self.dense_mrr:.4f} lexical_mrr={self.lexical_mrr:.4f} "
+            f"queries={self.queries} chunks={self.chunks}"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> Calibration | None:
+        """The record back (None when absent, or made by another fusion method)."""
+        name, _, rest = text.partition(" ")
+        if name != FUSION:
+            return None
+        try:
+            values = dict(item.split("=", 1) for item in rest.split())
+            return cls(
+                float(values["dense_mrr"]),
+                float(values["lexical_mrr"]),
+                int(values["queries"]),
+                int(values["chunks"]),
+            )
+        except (KeyError, ValueError):
+            return None

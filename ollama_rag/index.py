@@ -34,6 +34,7 @@ from ollama_rag.errors import (
     OllamaError,
     RagIndexError,
 )
+from ollama_rag.fusion import Calibration
 from ollama_rag.ingest.documents import plan_documents, plan_texts, units_of
 from ollama_rag.ingest.files import FilePlanner, roots_of
 from ollama_rag.ingest.pipeline import Pipeline
@@ -50,7 +51,7 @@ from ollama_rag.ollama import (
 )
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
-from ollama_rag.search import Searcher, check_encodable
+from ollama_rag.search import MIN_CALIBRATION, Searcher, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.hybrid import HybridStore
@@ -79,6 +80,14 @@ def _analyzer(requested: str | None, manifest: IndexManifest | None) -> Analyzer
         return get_analyzer(requested)
     recorded = manifest.analyzer.split("/", 1)[0] if manifest is not None else ""
     return get_analyzer(recorded or DEFAULT_ANALYZER)
+
+
+def _calibration_due(manifest: IndexManifest, count: int) -> bool:
+    """Whether hybrid search should be recalibrated: never measured, or the size changed 2x."""
+    recorded = Calibration.from_text(manifest.fusion)
+    if recorded is None:
+        return count >= MIN_CALIBRATION
+    return count >= 2 * recorded.chunks or 2 * count <= recorded.chunks
 
 
 def _release(store: ChunkStore, embedder: OllamaEmbedder | None) -> None:
@@ -390,6 +399,8 @@ class RagIndex:
             chunk_size=manifest.chunk_size, chunk_overlap=manifest.chunk_overlap
         )
         self.searcher.use(self._store, embedder)
+        recorded = Calibration.from_text(manifest.fusion)
+        self.searcher.priors = recorded.priors if recorded is not None else (1.0, 1.0)
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _release, self._store, embedder)
         if old is not None and old is not embedder:
@@ -492,7 +503,34 @@ class RagIndex:
 
     def _touch(self) -> None:
         self._manifest = self._manifest.touched()
+        due = _calibration_due(self._manifest, self._store.count())
+        if due:
+            calibrated = self.searcher.calibrate()
+            if calibrated is not None:
+                self._manifest = dataclasses.replace(self._manifest, fusion=calibrated.to_text())
+                self.searcher.priors = calibrated.priors
         self._store.write_manifest(self._manifest)
+
+    def calibrate(self) -> Calibration | None:
+        """Measure how reliable dense and lexical search are on this index, and use it.
+
+        Hybrid search weighs each side per query by how far its best score stands out, scaled
+        by a prior of the side's reliability on this index. The prior comes from
+        pseudo-queries made from the index's own chunks (no labels needed); it is measured
+        after a write when the index has changed size twofold since the last measurement,
+        recorded in the manifest (``index.manifest.fusion``), and can be remeasured here.
+
+        Returns:
+            The calibration, or None when the index is too small to measure (equal priors).
+        """
+        self._live()
+        with self._lock, self._store.doing("calibrating hybrid search"):
+            calibrated = self.searcher.calibrate()
+            if calibrated is not None:
+                self._manifest = dataclasses.replace(self._manifest, fusion=calibrated.to_text())
+                self._store.write_manifest(self._manifest)
+                self.searcher.priors = calibrated.priors
+            return calibrated
 
     def add_texts(
         self,
@@ -889,4 +927,5 @@ class RagIndex:
                 embedder.close()
                 raise
             self._use(manifest, embedder)
+            self._touch()  # a new model: hybrid search is measured again
             return report

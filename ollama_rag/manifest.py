@@ -61,6 +61,9 @@ class IndexManifest:
         splitter: Name of the splitter that produced the chunks.
         analyzer: The analyser of the lexical index (``cjk-bigram/1``); empty in indexes made
             before lexical search, which get the default one.
+        fusion: How hybrid search weighs its two sides on this index: the fusion method and
+            its calibration (each side's MRR on pseudo-queries from the index's own text);
+            empty until the index holds enough chunks to measure.
         library_version: ollama-rag version that created the index.
         created_at: ISO 8601 UTC creation time.
         updated_at: ISO 8601 UTC time of the last write.
@@ -77,6 +80,7 @@ class IndexManifest:
     query_prefix: str = ""
     splitter: str = "CJKTextSplitter"
     analyzer: str = ""
+    fusion: str = ""
     library_version: str = ""
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)

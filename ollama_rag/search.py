@@ -25,6 +25,7 @@ search has a native async twin (the query is embedded with Ollama's async client
 from __future__ import annotations
 
 import os
+import random
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +37,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ollama_rag.errors import ConfigError
-from ollama_rag.fusion import fuse
+from ollama_rag.fusion import CALIBRATION_QUERIES, Calibration, fuse, pseudo_queries
 from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.storage.schema import (
     DENSE_SCORE,
@@ -66,6 +67,8 @@ MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = "hybrid"
 CANDIDATES = 50
 """How many candidates each side of a hybrid search contributes to the fusion (at least)."""
+MIN_CALIBRATION = 20
+"""Pseudo-queries (and chunks) a calibration needs; smaller indexes fuse with equal priors."""
 SEARCH_TYPES = ("similarity", "mmr", "similarity_score_threshold")
 _COMMON = frozenset({"k", "filter", "where_document", "include_root", "mode"})
 SEARCH_KWARGS: Mapping[str, frozenset[str]] = {
@@ -236,10 +239,13 @@ def _fused(
     lexical: list[Hit],
     lexical_scores: Mapping[str, float],
     limit: int,
+    priors: tuple[float, float],
 ) -> list[_Found]:
     """Both sides' hits in fused order, each with both scores."""
     query = np.asarray(vector, dtype=np.float32)
-    ranked, _ = fuse([(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical])
+    ranked, _ = fuse(
+        [(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical], priors=priors
+    )
     by_id = {h.id: h for h in lexical} | {h.id: h for h in dense}
     lexical_of = {h.id: h.score for h in lexical}
     dense_of = {h.id: h.score for h in dense}
@@ -270,6 +276,10 @@ def _lexical_pool() -> ThreadPoolExecutor:
         if _pool is None or _pool[0] != os.getpid():
             _pool = (os.getpid(), ThreadPoolExecutor(4, thread_name_prefix="ollama-rag-bm25"))
         return _pool[1]
+
+
+def _reciprocal_rank(hits: list[Hit], sentence: str) -> float:
+    return next((1.0 / (rank + 1) for rank, h in enumerate(hits) if sentence in h.text), 0.0)
 
 
 def _check_query(query: object) -> None:
@@ -328,6 +338,8 @@ class Searcher:
     def __init__(self, store: ChunkStore, embeddings: OllamaEmbedder) -> None:
         self.store = store
         self.embeddings = embeddings
+        # Each side's reliability on this index (from its calibration); equal until measured.
+        self.priors: tuple[float, float] = (1.0, 1.0)
 
     def use(self, store: ChunkStore, embeddings: OllamaEmbedder) -> None:
         """Search ``store`` with ``embeddings`` from now on (after a migration)."""
@@ -359,7 +371,36 @@ class Searcher:
         finally:
             lexical_hits = lexical.result()
         scores = self._lexical_scores(query, dense, lexical_hits)
-        return plan.finish(vector, _fused(vector, dense, lexical_hits, scores, plan.fetch))
+        return plan.finish(
+            vector, _fused(vector, dense, lexical_hits, scores, plan.fetch, self.priors)
+        )
+
+    def calibrate(self, *, queries: int = CALIBRATION_QUERIES, seed: int = 0) -> Calibration | None:
+        """Measure how reliable each side is on this index, with no labels.
+
+        Pseudo-queries are made from the index's own chunks (a sentence with half of its
+        characters dropped, see :func:`~ollama_rag.fusion.pseudo_queries`) and asked of each
+        side alone; a side's MRR@10 at finding a chunk that holds the sentence sets its prior.
+
+        Returns:
+            The calibration, or None when the index is too small to measure
+            (fewer than ``MIN_CALIBRATION`` usable chunks).
+        """
+        self.store.check_open()
+        ids = [i for page in self.store.iter_ids() for i in page]
+        if len(ids) < MIN_CALIBRATION:
+            return None
+        picked = random.Random(seed).sample(sorted(ids), min(len(ids), 2 * queries))
+        chunks = self.store.fetch(picked)
+        asked = pseudo_queries([(c.id, c.text) for c in chunks], count=queries, seed=seed)
+        if len(asked) < MIN_CALIBRATION:
+            return None
+        vectors = self.embeddings.embed_queries([q for q, _ in asked])
+        dense = lexical = 0.0
+        for (query, sentence), vector in zip(asked, vectors, strict=True):
+            dense += _reciprocal_rank(self.store.query(vector, 10), sentence)
+            lexical += _reciprocal_rank(self.store.lexical_query(query, 10), sentence)
+        return Calibration(dense / len(asked), lexical / len(asked), len(asked), len(ids))
 
     def _lexical_scores(self, query: str, dense: list[Hit], lexical: list[Hit]) -> dict[str, float]:
         """BM25 scores of the dense side's hits the lexical side did not rank."""
@@ -384,7 +425,9 @@ class Searcher:
         lexical_hits = await self.store.alexical_query(query, n, **args)
         dense = await self.store.aquery(vector, n, **{**args, "include_vectors": plan.mmr})
         scores = self._lexical_scores(query, dense, lexical_hits)
-        return plan.finish(vector, _fused(vector, dense, lexical_hits, scores, plan.fetch))
+        return plan.finish(
+            vector, _fused(vector, dense, lexical_hits, scores, plan.fetch, self.priors)
+        )
 
     def search_many(
         self,

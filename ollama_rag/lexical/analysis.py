@@ -14,7 +14,7 @@ __all__ = ["ANALYZERS", "DEFAULT_ANALYZER", "Analyzer", "get_analyzer"]
 
 DEFAULT_ANALYZER = "cjk-bigram"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\u1100-\u11ff\u3130-\u318f"
-_RUN = re.compile(rf"([{_CJK}]+)|([^\W_]+)")
+_RUN = re.compile(rf"([{_CJK}]+)|((?:(?![{_CJK}])[^\W_])+)")
 
 
 class Analyzer(ABC):
@@ -42,10 +42,8 @@ class BigramAnalyzer(Analyzer):
         for m in _RUN.finditer(text):
             if m.group(1):
                 run = m.group(1)
-                if len(run) == 1:
-                    out.append(run)
-                else:
-                    out.extend(run[i : i + 2] for i in range(len(run) - 1))
+                out.extend(run[i : i + 2] for i in range(len(run) - 1))
+                out.extend(run)
             else:
                 out.append(m.group(2))
         return out

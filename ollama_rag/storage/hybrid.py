@@ -13,8 +13,8 @@ forwards each call to the vector store, and keeps a BM25 index
   process was killed between the two writes, or when another client of a Chroma server wrote.
   This is checked when the index is opened, and on a Chroma server before every search.
 - **One folder per collection**, named after the vector collection's id: a migration or
-  repair builds the new collection's folder beside it and the switch takes it over, so the vectors and
-  the lexical index of one collection are never mixed with another's.
+  repair builds the new collection's folder beside it and the switch takes it over, so the
+  vectors and the lexical index of one collection are never mixed with another's.
 - **Rebuilt, never wrong**: a folder written by another analyser, of another format, or that
   cannot be read is rebuilt from the stored text (an ``IndexRepairedWarning`` says so
   when it was unreadable).
