@@ -22,6 +22,7 @@ EXPECTED = [
     "IndexRepairedWarning",
     "IngestReport",
     "KnownModel",
+    "MissingExtraError",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
