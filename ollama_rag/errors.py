@@ -18,6 +18,7 @@ The tree (each class also inherits the builtin that callers already catch)::
     │   ├── IndexReadOnlyError           (PermissionError) written after read_only=True
     │   └── IndexDamagedError            (RuntimeError)    damaged beyond repair on disk
     ├── ConfigError                      (ValueError)      bad arguments
+    │   └── MissingExtraError            (ImportError)     an optional extra is not installed
     ├── DocumentLoadError                (ValueError)      unreadable or undecodable file
     └── SqliteCompatError                (RuntimeError)    no sqlite3 new enough for Chroma
 
@@ -39,6 +40,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexReadOnlyError",
     "IndexRepairedWarning",
+    "MissingExtraError",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
@@ -211,6 +213,23 @@ class IndexRepairedWarning(UserWarning):
 
 class ConfigError(RagError, ValueError):
     """An argument or setting is invalid; the message names the valid range."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A feature needs an optional extra that is not installed; the message is the pip line.
+
+    It is a ``ConfigError`` because choosing the feature is the setting at fault, and an
+    ``ImportError`` because that is what callers of optional packages already catch.
+
+    Attributes:
+        extra: The extra that installs what is missing, e.g. ``"sudachi"``.
+        package: The missing package as its users know it, e.g. ``"SudachiPy"``.
+    """
+
+    def __init__(self, message: str, *, extra: str, package: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+        self.package = package
 
 
 class DocumentLoadError(RagError, ValueError):

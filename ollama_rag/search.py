@@ -400,7 +400,10 @@ class Searcher:
         for (query, sentence), vector in zip(asked, vectors, strict=True):
             dense += _reciprocal_rank(self.store.query(vector, 10), sentence)
             lexical += _reciprocal_rank(self.store.lexical_query(query, 10), sentence)
-        return Calibration(dense / len(asked), lexical / len(asked), len(asked), len(ids))
+        # Rounded as the manifest records them, so a reopened index fuses exactly alike.
+        return Calibration(
+            round(dense / len(asked), 4), round(lexical / len(asked), 4), len(asked), len(ids)
+        )
 
     def _lexical_scores(self, query: str, dense: list[Hit], lexical: list[Hit]) -> dict[str, float]:
         """BM25 scores of the dense side's hits the lexical side did not rank."""

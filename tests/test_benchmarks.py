@@ -1,5 +1,5 @@
 """Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search,
-Chroma, reliability and repeated-text ones run quickly.
+Chroma, reliability, repeated-text and analyser ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
 are the benchmarks' business (``make bench``), never asserted here. The one exception is the
@@ -47,6 +47,7 @@ def test_list_names_both_benchmarks() -> None:
     assert "bench_search" in listed
     assert "bench_reliability" in listed
     assert "bench_duplicates" in listed
+    assert "bench_analyzers" in listed
 
 
 @pytest.mark.slow
@@ -271,3 +272,38 @@ def test_duplicates_benchmark_quick_mode(
             assert 0.0 <= figures.recall3 <= figures.recall5 <= 1.0
             assert figures.rows > 0
     assert len(results.verdicts) == len(cases) - len(bench.QUICK.indexes)  # "none" has none
+
+
+@pytest.mark.slow
+def test_analyzers_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench, results, out = _run_quick(monkeypatch, capsys, "bench_analyzers")
+
+    if not (bench.JSQUAD_DIR / "passages.jsonl").is_file():
+        pytest.skip(f"no JSQuAD beside the repository at {bench.JSQUAD_DIR}")
+    assert results.passages == bench.QUICK.passages
+    assert results.queries > 0
+    # The default analyser needs nothing, so its two rows are always there.
+    assert {"cjk-bigram", "cjk-bigram +unigrams"} <= set(results.figures)
+    assert set(results.figures) | set(results.skipped) == set(bench.VARIANTS)
+    for label, figures in results.figures.items():
+        assert label in out
+        assert 0.0 <= figures.hits[1] <= figures.hits[5] <= figures.hits[10] <= 1.0
+        assert figures.terms > 0
+        assert math.isfinite(figures.terms_per_second)
+        assert figures.terms_per_second > 0
+    for fix in results.skipped.values():
+        assert "pip install 'ollama-rag[" in fix
+
+
+def test_analyzers_benchmark_without_the_data_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_analyzers")
+    monkeypatch.setattr(bench, "JSQUAD_DIR", tmp_path / "absent")
+
+    results = bench.main(quick=True)
+
+    assert "skipped: no JSQuAD passages at" in capsys.readouterr().out
+    assert not results.figures

@@ -24,6 +24,7 @@ EXPECTED = [
     "IngestReport",
     "KnownModel",
     "LabelledQuestion",
+    "MissingExtraError",
     "ModelNotFoundError",
     "NotAnEmbeddingModelError",
     "OllamaError",
