@@ -11,24 +11,30 @@ row matching any query term, and CJK queries share bigrams with most chunks, so 
 68 ms at 20,000 chunks (338 ms with unigrams) and seconds at 100,000; Tantivy answers in a few
 milliseconds and its files are a third of the size.
 
-The text itself is not stored; only each chunk's id (to map hits back) and source. Every change
-is one Tantivy commit, which is atomic: a process killed at any instant leaves the folder as
-it was before or after that change. A small JSON file beside it records what
+The text itself is not stored; only each chunk's id (to map hits back) and source. Changes are
+made durable by Tantivy commits, which are atomic: a process killed at any instant leaves the
+folder as it was at its last commit. A small JSON file beside it records what
 :class:`~ollama_rag.storage.hybrid.HybridStore` needs to keep the index in step with the
 vectors (the write token, the analyser, the collection id), replaced atomically after each
 commit.
+
+A commit costs 40-100 ms (Tantivy syncs its files), far more than indexing a few hundred
+chunks, so an index that may keep its writer (one process writes it: ``hold_writer=True``)
+commits when ``COMMIT_EVERY`` changes are pending, before anything reads it, and on
+:meth:`LexicalIndex.close` — not after every write. Changes not yet committed when a process
+dies are simply missing, and the write token recorded with the last commit says so: the next
+open catches them up from the stored text.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,8 @@ STATE_FILE = "ollama-rag-lexical.json"
 _WRITER_HEAP = 32 * 1024 * 1024
 # How long to wait for another process's writer (clients of one server sharing a cache).
 _LOCK_WAIT = 30.0
+COMMIT_EVERY = 20_000
+"""Pending changes that make a held writer commit without waiting for a read or close."""
 _SET = 1000  # ids per term-set query
 
 
@@ -60,16 +68,24 @@ class LexicalIndex:
 
     Args:
         folder: The index folder (created if missing), or None for an in-memory index.
+        hold_writer: Keep one writer open and commit in batches (see the module docstring);
+            only for an index no other process writes.
 
     Attributes:
         folder: The folder, or None.
     """
 
-    def __init__(self, folder: str | os.PathLike[str] | None) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None, *, hold_writer: bool = False) -> None:
         self.folder = None if folder is None else str(folder)
         self._schema = _schema()
         self._lock = threading.RLock()
         self._state: dict[str, str] = {}
+        self._hold = hold_writer
+        self._held: Any = None  # the open writer, while holding one
+        # Uncommitted changes: chunk id -> added (True) or deleted (False), by source too.
+        self._pending: dict[str, bool] = {}
+        self._pending_sources: dict[str, set[str]] = {}
+        self._pending_state: dict[str, str | None] = {}
         if self.folder is None:
             self._index = tantivy.Index(self._schema)
         else:
@@ -86,8 +102,13 @@ class LexicalIndex:
     # ------------------------------------------------------------------ state
 
     def get(self, key: str) -> str | None:
-        """A recorded value (``format``, ``analyzer``, ``uid``, ``token``), or None."""
+        """A recorded value (``format``, ``analyzer``, ``uid``, ``token``), or None.
+
+        Values given with changes not yet committed count: they are this process's view.
+        """
         with self._lock:
+            if key in self._pending_state:
+                return self._pending_state[key]
             return self._state.get(key)
 
     def record(self, **values: str | None) -> None:
@@ -107,8 +128,23 @@ class LexicalIndex:
             self._state = state
 
     def _searcher(self) -> Any:
-        self._index.reload()  # see what another writer (process) committed
+        self.flush()  # a read sees every change made before it
+        self._index.reload()  # and what another writer (process) committed
         return self._index.searcher()
+
+    def flush(self) -> None:
+        """Commit pending changes, then record the state given with them."""
+        with self._lock:
+            if self._held is None and not self._pending_state:
+                return
+            if self._held is not None and self._pending:
+                self._held.commit()
+                self._index.reload()
+            self._pending.clear()
+            self._pending_sources.clear()
+            if self._pending_state:
+                state, self._pending_state = self._pending_state, {}
+                self.record(**state)
 
     def count(self) -> int:
         """The number of indexed chunks."""
@@ -126,17 +162,20 @@ class LexicalIndex:
             return {searcher.doc(address)["id"][0] for _, address in hits}
 
     def ids_of(self, sources: Sequence[str]) -> set[str]:
-        """The indexed chunk ids of ``sources``."""
+        """The indexed chunk ids of ``sources`` (uncommitted changes included, no commit)."""
         found: set[str] = set()
         with self._lock:
-            searcher = self._searcher()
+            self._index.reload()
+            searcher = self._index.searcher()
+            for source in sources:
+                found.update(self._pending_sources.get(source, ()))
             for start in range(0, len(sources), _SET):
                 query = tantivy.Query.term_set_query(
                     self._schema, "source", list(sources[start : start + _SET])
                 )
                 hits = searcher.search(query, max(1, int(searcher.num_docs)), count=False).hits
                 found.update(searcher.doc(address)["id"][0] for _, address in hits)
-        return found
+            return {cid for cid in found if self._pending.get(cid, True)}
 
     def _present(self, searcher: Any, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -149,25 +188,16 @@ class LexicalIndex:
 
     # ------------------------------------------------------------------ writing
 
-    @contextlib.contextmanager
-    def _writer(self) -> Iterator[Any]:
-        """A writer for one commit (Tantivy allows one writer per folder, across processes)."""
+    def _new_writer(self) -> Any:
+        """A writer (Tantivy allows one per folder, across processes): waits for another's."""
         deadline = time.monotonic() + _LOCK_WAIT
         while True:
             try:
-                writer = self._index.writer(_WRITER_HEAP, 1)
-                break
+                return self._index.writer(_WRITER_HEAP, 1)
             except ValueError as err:
                 if "lock" not in str(err).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        try:
-            yield writer
-        except BaseException:
-            writer.rollback()
-            raise
-        finally:
-            del writer  # drops the folder's writer lock
 
     def apply(
         self,
@@ -188,23 +218,40 @@ class LexicalIndex:
         gone = list(delete)
         with self._lock:
             if adding or gone:
-                # Already indexed and not deleted now: leave as they are (no duplicate rows).
-                kept = self._present(self._searcher(), [cid for cid, _, _ in adding])
-                kept.difference_update(gone)
-                with self._writer() as writer:
+                self._index.reload()
+                committed = self._present(self._index.searcher(), [c for c, _, _ in adding])
+                writer = self._held if self._held is not None else self._new_writer()
+                try:
                     for cid in gone:
                         writer.delete_documents_by_term("id", cid)
+                        self._pending[cid] = False
                     for cid, source, terms in adding:
-                        if cid not in kept:
-                            kept.add(cid)
-                            writer.add_document(
-                                tantivy.Document(id=cid, source=source, terms=" ".join(terms))
-                            )
+                        pending = self._pending.get(cid)
+                        if pending is True or (cid in committed and pending is None):
+                            continue  # indexed already: an id names one text
+                        writer.add_document(
+                            tantivy.Document(id=cid, source=source, terms=" ".join(terms))
+                        )
+                        self._pending[cid] = True
+                        self._pending_sources.setdefault(source, set()).add(cid)
+                except BaseException:
+                    writer.rollback()
+                    self._pending.clear()
+                    self._pending_sources.clear()
+                    raise
+                if not self._hold:
                     writer.commit()
                     writer.wait_merging_threads()
-                self._index.reload()
+                    del writer  # drops the folder's writer lock
+                    self._index.reload()
+                    self._pending.clear()
+                    self._pending_sources.clear()
+                elif self._held is None:
+                    self._held = writer
             if state:
-                self.record(**state)
+                self._pending_state.update(state)
+            if not self._hold or len(self._pending) >= COMMIT_EVERY:
+                self.flush()
 
     # ------------------------------------------------------------------ search
 
@@ -266,9 +313,21 @@ class LexicalIndex:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Let go of the folder (nothing is held open between calls)."""
+        """Commit what is pending and let go of the writer. Safe to call twice."""
+        with self._lock:
+            self.flush()
+            if self._held is not None:
+                self._held.wait_merging_threads()
+                self._held = None
 
     def remove(self) -> None:
-        """Remove the folder (the index is rebuilt elsewhere)."""
+        """Drop pending changes and remove the folder (the index is rebuilt elsewhere)."""
+        with self._lock:
+            if self._held is not None:
+                self._held.rollback()
+                self._held = None
+            self._pending.clear()
+            self._pending_sources.clear()
+            self._pending_state.clear()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -148,10 +148,10 @@ class HybridStore(ChunkStore):
                 if lexical.count() or lexical.get("analyzer") is not None:
                     log.info("rebuilding the lexical index %s for %s", file, analyzer.identity)
                     lexical.remove()
-                    lexical = LexicalIndex(file)
+                    lexical = LexicalIndex(file, hold_writer=not self.vectors.shared)
                 lexical.record(**state)
             if lexical is None:  # unreadable: rebuilt from the stored text
-                lexical = LexicalIndex(file)
+                lexical = LexicalIndex(file, hold_writer=not self.vectors.shared)
                 lexical.record(**state)
             self._lexical = lexical
             if not self._in_step():
@@ -160,7 +160,7 @@ class HybridStore(ChunkStore):
     def _open_file(self, file: Path | None) -> LexicalIndex | None:
         """The index in ``file``, or None (and the folder removed) when it cannot be read."""
         try:
-            lexical = LexicalIndex(file)
+            lexical = LexicalIndex(file, hold_writer=not self.vectors.shared)
             lexical.count()
         except _UNREADABLE as err:
             if file is None:
@@ -381,6 +381,8 @@ class HybridStore(ChunkStore):
         if not isinstance(side, HybridStore):
             msg = f"Cannot switch {self.location} to {side.location}: not its side store"
             raise RagIndexError(msg, path=self.path)
+        if side._lexical is not None:
+            side._lexical.flush()  # durable before the vectors switch to the side's
         with self._step, self.vectors.writing():
             self.vectors.switch(side.vectors)
             old, self._lexical, side._lexical = self._lexical, side._lexical, None
