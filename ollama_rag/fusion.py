@@ -10,7 +10,8 @@ reliability on the index, and the min-max normalised scores are summed with thos
 .. code-block:: text
 
     peak(s)  = max(0, (s[0] - mean(s)) / std(s))        (0 for fewer than 2 scores)
-    wd, wl   = prior_d * peak(D), prior_l * peak(L), divided by their sum (0.5 each if 0)
+    wd, wl   = prior_d * peak(D), prior_l * peak(L), divided by their sum (if both are 0:
+               the priors, divided by their sum)
     fused(c) = wd * minmax(D)[c] + wl * minmax(L)[c]    (0 for a side that did not find c)
 
 Ties go to the better dense rank, then the better lexical rank. The only constant is how many
@@ -102,7 +103,10 @@ def fuse(
     d_scores = np.asarray([s for _, s in dense], dtype=np.float64)
     l_scores = np.asarray([s for _, s in lexical], dtype=np.float64)
     pd, pl = priors[0] * _peak(d_scores), priors[1] * _peak(l_scores)
-    wd = pd / (pd + pl) if pd + pl > 0 else 0.5
+    if pd + pl > 0:
+        wd = pd / (pd + pl)
+    else:  # neither side stands out: the priors alone decide
+        wd = priors[0] / (priors[0] + priors[1]) if sum(priors) > 0 else 0.5
     weights = Weights(wd, 1.0 - wd)
     nd = dict(zip((cid for cid, _ in dense), _minmax(d_scores).tolist(), strict=True))
     nl = dict(zip((cid for cid, _ in lexical), _minmax(l_scores).tolist(), strict=True))
