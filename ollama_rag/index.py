@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import os
 import threading
 import warnings
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from ollama_rag.storage.chroma import ChromaClient
 
 __all__ = ["RagIndex"]
+
+log = logging.getLogger(__name__)
 
 # Jobs this large get progress bars unless progress=False.
 AUTO_PROGRESS_FILES = 20
@@ -496,16 +499,28 @@ class RagIndex:
         )
         try:
             pipeline.run(units)
-        finally:
+        except BaseException:
             if pipeline.units_written:
-                self._touch()
+                self._touch(calibrate=False)  # the error is what the caller must see
+            raise
+        if pipeline.units_written:
+            self._touch()
         return pipeline
 
-    def _touch(self) -> None:
+    def _touch(self, *, calibrate: bool = True) -> None:
+        """Record a write in the manifest; after a successful one, recalibrate if it is due.
+
+        The calibration embeds up to ``CALIBRATION_QUERIES`` short pseudo-queries (one
+        batched request per 64): about what embedding a tenth as many chunks costs, once
+        each time the index doubles. When Ollama fails meanwhile, the old priors stay.
+        """
         self._manifest = self._manifest.touched()
-        due = _calibration_due(self._manifest, self._store.count())
-        if due:
-            calibrated = self.searcher.calibrate()
+        if calibrate and _calibration_due(self._manifest, self._store.count()):
+            try:
+                calibrated = self.searcher.calibrate()
+            except OllamaError as err:
+                log.warning("hybrid search was not recalibrated: %s", err)
+                calibrated = None
             if calibrated is not None:
                 self._manifest = dataclasses.replace(self._manifest, fusion=calibrated.to_text())
                 self.searcher.priors = calibrated.priors

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ollama_rag import EmbeddingModelMismatchError, OllamaUnavailableError, RagIndex
+from ollama_rag.fusion import Calibration
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
 TEXTS = {
@@ -84,8 +85,13 @@ def test_migrate_to_another_dimension_applies_the_new_models_prefixes(
         assert index.manifest.document_prefix == "search_document: "
         assert index.count() == total
         received = ollama.received("nomic-embed-text")
-        assert received
-        assert all(text.startswith("search_document: ") for text in received)
+        documents = [t for t in received if t.startswith("search_document: ")]
+        assert len(documents) == total
+        # The rest are hybrid search's calibration (pseudo-queries), as queries of the new model.
+        assert all(t.startswith("search_query: ") for t in received if t not in documents)
+        calibration = Calibration.from_text(index.manifest.fusion)
+        assert calibration is not None
+        assert len(received) == total + calibration.queries
         ollama.reset_counters()
         index.search("地域の歴史")
         assert ollama.received("nomic-embed-text") == ["search_query: 地域の歴史"]

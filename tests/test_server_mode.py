@@ -83,8 +83,8 @@ def test_hybrid_search_catches_up_with_another_clients_writes(
         for index in (first, second):
             store = index.searcher.store
             assert store.lexical_ids() == {i for page in store.iter_ids() for i in page}
-    assert len(list((tmp_path / "one").glob("*.sqlite3"))) == 1
-    assert len(list((tmp_path / "two").glob("*.sqlite3"))) == 1
+    assert len(list((tmp_path / "one").iterdir())) == 1
+    assert len(list((tmp_path / "two").iterdir())) == 1
 
 
 def test_a_servers_lexical_index_lives_in_the_cache_folder(
@@ -98,4 +98,4 @@ def test_a_servers_lexical_index_lives_in_the_cache_folder(
         index.add_texts(["长江是中国最长的河流。"], source="yangtze.md")
         assert _lexical(index, "长江")[0] == "yangtze.md"
         uid = index.searcher.store.uid
-    assert (tmp_path / "cache" / "lexical" / f"{uid}.sqlite3").is_file()
+    assert (tmp_path / "cache" / "lexical" / str(uid) / "meta.json").is_file()

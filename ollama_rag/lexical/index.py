@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ _LOCK_WAIT = 30.0
 COMMIT_EVERY = 20_000
 """Pending changes that make a held writer commit without waiting for a read or close."""
 _SET = 1000  # ids per term-set query
+
+
+# Per folder, the index object of this process holding its writer: Tantivy allows one writer
+# per folder, so another object on the same folder (a migration resumed after a failure, with
+# a new side store) takes it over, after the holder commits what it has.
+_holders: dict[str, weakref.ref[LexicalIndex]] = {}
+_holders_lock = threading.Lock()
 
 
 def _schema() -> Any:
@@ -190,6 +198,14 @@ class LexicalIndex:
 
     def _new_writer(self) -> Any:
         """A writer (Tantivy allows one per folder, across processes): waits for another's."""
+        if self.folder is not None:
+            with _holders_lock:
+                found = _holders.get(self.folder)
+                holder = found() if found is not None else None
+                if self._hold:
+                    _holders[self.folder] = weakref.ref(self)
+            if holder is not None and holder is not self:
+                holder.release()
         deadline = time.monotonic() + _LOCK_WAIT
         while True:
             try:
@@ -312,13 +328,17 @@ class LexicalIndex:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Commit what is pending and let go of the writer. Safe to call twice."""
+    def release(self) -> None:
+        """Commit what is pending and let go of the writer (taken again when needed)."""
         with self._lock:
             self.flush()
             if self._held is not None:
                 self._held.wait_merging_threads()
                 self._held = None
+
+    def close(self) -> None:
+        """Commit what is pending and let go of the writer. Safe to call twice."""
+        self.release()
 
     def remove(self) -> None:
         """Drop pending changes and remove the folder (the index is rebuilt elsewhere)."""
