@@ -24,6 +24,8 @@ search has a native async twin (the query is embedded with Ollama's async client
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import random
 import threading
@@ -233,38 +235,6 @@ def _lexical_found(vector: Sequence[float] | None, hits: list[Hit]) -> list[_Fou
     ]
 
 
-def _fused(
-    vector: Sequence[float],
-    dense: list[Hit],
-    lexical: list[Hit],
-    lexical_scores: Mapping[str, float],
-    limit: int,
-    priors: tuple[float, float],
-) -> list[_Found]:
-    """Both sides' hits in fused order, each with both scores."""
-    query = np.asarray(vector, dtype=np.float32)
-    ranked, _ = fuse(
-        [(h.id, h.score) for h in dense], [(h.id, h.score) for h in lexical], priors=priors
-    )
-    by_id = {h.id: h for h in lexical} | {h.id: h for h in dense}
-    lexical_of = {h.id: h.score for h in lexical}
-    dense_of = {h.id: h.score for h in dense}
-    found = []
-    for f in ranked[:limit]:
-        hit = by_id[f.id]
-        both = f.dense_rank is not None and f.lexical_rank is not None
-        found.append(
-            _Found(
-                hit,
-                f.score,
-                dense_of[f.id] if f.id in dense_of else _cosine(query, hit.vector),
-                lexical_of.get(f.id, lexical_scores.get(f.id, 0.0)),
-                "both" if both else "dense" if f.dense_rank is not None else "lexical",
-            )
-        )
-    return found
-
-
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 
@@ -361,19 +331,56 @@ class Searcher:
             hits = self.store.lexical_query(query, plan.fetch, **args)
             return plan.finish(vector, _lexical_found(vector, hits))
         n = max(plan.fetch, CANDIDATES)
+        filters = {"where": plan.filter, "where_document": plan.where_document}
         # The BM25 side runs in a worker thread while this one waits for Ollama.
-        lexical: Future[list[Hit]] = _lexical_pool().submit(
-            self.store.lexical_query, query, n, **args
+        lexical: Future[list[tuple[str, float]]] = _lexical_pool().submit(
+            self.store.lexical_rank, query, n, **filters
         )
         try:
             vector = vector if vector is not None else self.embeddings.embed_query(query)
-            dense = self.store.query(vector, n, **{**args, "include_vectors": plan.mmr})
+            dense = self.store.query(vector, n, **filters, include_vectors=plan.mmr)
         finally:
-            lexical_hits = lexical.result()
-        scores = self._lexical_scores(query, dense, lexical_hits)
-        return plan.finish(
-            vector, _fused(vector, dense, lexical_hits, scores, plan.fetch, self.priors)
-        )
+            ranked = lexical.result()
+        return plan.finish(vector, self._fused(query, vector, dense, ranked, plan.fetch))
+
+    def _fused(
+        self,
+        query: str,
+        vector: Sequence[float],
+        dense: list[Hit],
+        ranked: list[tuple[str, float]],
+        limit: int,
+    ) -> list[_Found]:
+        """The ``limit`` best of both sides in fused order, each with both scores.
+
+        Only what the fusion keeps is read: the dense hits carry their rows, the lexical-only
+        ones are fetched (with vectors, for their cosine similarity), and BM25 scores are
+        looked up for the kept dense hits the lexical side did not rank.
+        """
+        order, _ = fuse([(h.id, h.score) for h in dense], ranked, priors=self.priors)
+        top = order[:limit]
+        by_id = {h.id: h for h in dense}
+        missing = [f.id for f in top if f.id not in by_id]
+        fetched = {c.id: c for c in self.store.fetch(missing, include_vectors=True)}
+        lexical_of = dict(ranked)
+        unscored = [f.id for f in top if f.id not in lexical_of]
+        extra = self.store.lexical_scores(query, unscored) if unscored else {}
+        query_vector = np.asarray(vector, dtype=np.float32)
+        found: list[_Found] = []
+        for f in top:
+            if f.id in by_id:
+                hit = by_id[f.id]
+                dense_score: float | None = hit.score
+            elif (chunk := fetched.get(f.id)) is not None:
+                hit = Hit(chunk.id, chunk.text, chunk.metadata, f.score, chunk.vector)
+                dense_score = _cosine(query_vector, chunk.vector)
+            else:
+                continue  # deleted since it was ranked
+            both = f.dense_rank is not None and f.lexical_rank is not None
+            side = "both" if both else "dense" if f.dense_rank is not None else "lexical"
+            lexical_score = lexical_of.get(f.id, extra.get(f.id, 0.0))
+            found.append(_Found(hit, f.score, dense_score, lexical_score, side))
+        return found
 
     def calibrate(self, *, queries: int = CALIBRATION_QUERIES, seed: int = 0) -> Calibration | None:
         """Measure how reliable each side is on this index, with no labels.
@@ -405,11 +412,6 @@ class Searcher:
             round(dense / len(asked), 4), round(lexical / len(asked), 4), len(asked), len(ids)
         )
 
-    def _lexical_scores(self, query: str, dense: list[Hit], lexical: list[Hit]) -> dict[str, float]:
-        """BM25 scores of the dense side's hits the lexical side did not rank."""
-        ranked = {h.id for h in lexical}
-        return self.store.lexical_scores(query, [h.id for h in dense if h.id not in ranked])
-
     async def _asearch(self, query: str, plan: _Plan) -> list[_Scored]:
         _check_query(query)
         self.store.check_open()
@@ -425,12 +427,12 @@ class Searcher:
         # In-process stores answer in about a millisecond, so the two sides run one after the
         # other here (no thread hop); stores on a server hop to threads of their own.
         n = max(plan.fetch, CANDIDATES)
-        lexical_hits = await self.store.alexical_query(query, n, **args)
-        dense = await self.store.aquery(vector, n, **{**args, "include_vectors": plan.mmr})
-        scores = self._lexical_scores(query, dense, lexical_hits)
-        return plan.finish(
-            vector, _fused(vector, dense, lexical_hits, scores, plan.fetch, self.priors)
-        )
+        filters = {"where": plan.filter, "where_document": plan.where_document}
+        ranked = await self.store.alexical_rank(query, n, **filters)
+        dense = await self.store.aquery(vector, n, **filters, include_vectors=plan.mmr)
+        fused = functools.partial(self._fused, query, vector, dense, ranked, plan.fetch)
+        found = await asyncio.to_thread(fused) if self.store.shared else fused()
+        return plan.finish(vector, found)
 
     def search_many(
         self,

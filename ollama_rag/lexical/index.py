@@ -282,19 +282,30 @@ class LexicalIndex:
             ]
         )
 
-    def search(self, terms: Sequence[str], *, limit: int | None) -> list[tuple[str, float]]:
+    def search(
+        self, terms: Sequence[str], *, limit: int | None, among: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
         """Chunk ids ranked by BM25 for any of ``terms``, best first, with their scores.
 
         Args:
             terms: The query's terms (repeats are ignored).
             limit: At most this many; None for every chunk holding a term.
+            among: Rank only these chunks (those a filter lets through).
 
         Returns:
             ``(chunk id, BM25 score)`` pairs; higher scores are better.
         """
         query = self._query(terms)
-        if query is None:
+        if query is None or (among is not None and not among):
             return []
+        if among is not None:
+            # The id clause only selects: it adds a constant 0 to the BM25 score.
+            only = tantivy.Query.const_score_query(
+                tantivy.Query.term_set_query(self._schema, "id", list(among)), 0.0
+            )
+            query = tantivy.Query.boolean_query(
+                [(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)]
+            )
         with self._lock:
             searcher = self._searcher()
             total = int(searcher.num_docs)

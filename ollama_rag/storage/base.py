@@ -40,6 +40,7 @@ from ollama_rag.errors import (
     IndexClosedError,
     IndexForkedError,
 )
+from ollama_rag.storage.filters import matches, matches_document
 from ollama_rag.storage.schema import Metadata
 
 if TYPE_CHECKING:
@@ -336,6 +337,37 @@ class ChunkStore(ABC):
         msg = f"The store at {self.location} has no lexical index"
         raise NotImplementedError(msg)
 
+    def lexical_rank(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ids of the ``k`` rows ranking highest by BM25 that pass the filters, with scores.
+
+        What a hybrid search fuses: ids only, so that just the rows it keeps are read.
+        """
+        msg = f"The store at {self.location} has no lexical index"
+        raise NotImplementedError(msg)
+
+    def ids_where(
+        self, where: Where | None, where_document: Where | None, *, limit: int
+    ) -> list[str] | None:
+        """The ids of the rows passing the filters, or None when more than ``limit`` do.
+
+        Stores with a filter engine override this; here every chunk is read and checked.
+        """
+        found: list[str] = []
+        for page in self.iter_chunks():
+            for chunk in page:
+                if matches(where, chunk.metadata) and matches_document(where_document, chunk.text):
+                    found.append(chunk.id)
+                    if len(found) > limit:
+                        return None
+        return found
+
     async def alexical_query(
         self,
         query: str,
@@ -349,6 +381,17 @@ class ChunkStore(ABC):
         return self.lexical_query(
             query, k, where=where, where_document=where_document, include_vectors=include_vectors
         )
+
+    async def alexical_rank(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """:meth:`lexical_rank` for async callers; stores that wait on a network override it."""
+        return self.lexical_rank(query, k, where=where, where_document=where_document)
 
     def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
         """BM25 scores of ``query`` for the rows ``ids`` (0 where no term matches)."""

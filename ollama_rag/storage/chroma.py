@@ -824,6 +824,23 @@ class ChromaStore(ChunkStore):
                     found[cid] = StoredChunk(cid, text or "", dict(meta or {}), vector)
         return [found[i] for i in ids if i in found]
 
+    def ids_where(
+        self, where: Where | None, where_document: Where | None, *, limit: int
+    ) -> list[str] | None:
+        """The ids passing the filters (graph and copies), or None when more than ``limit`` do."""
+        found: list[str] = []
+        for collection in self._collections():
+            got = collection.get(
+                where=cast(Any, dict(where)) if where else None,
+                where_document=cast(Any, dict(where_document)) if where_document else None,
+                limit=limit + 1 - len(found),
+                include=[],
+            )
+            found.extend(got["ids"])
+            if len(found) > limit:
+                return None
+        return found
+
     def iter_ids(self, *, batch: int = 10_000) -> Iterator[list[str]]:
         """Every stored id (graph, then copies), read without texts or metadata."""
         size = min(batch, self._batch)

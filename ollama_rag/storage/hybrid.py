@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from ollama_rag.manifest import IndexManifest
     from ollama_rag.storage.base import IndexWriter
 
-__all__ = ["CACHE_ENV", "LEXICAL_DIR", "HybridStore", "default_cache_dir"]
+__all__ = ["CACHE_ENV", "FILTER_FIRST", "LEXICAL_DIR", "HybridStore", "default_cache_dir"]
 
 LEXICAL_DIR = "lexical"
 CACHE_ENV = "OLLAMA_RAG_CACHE"
@@ -71,6 +71,8 @@ _CATCH_UP_BATCH = 500
 # A filtered lexical search ranks this many candidates first, and 8 times more each round
 # while fewer than k of them pass the filter.
 _FIRST_CANDIDATES = 100
+FILTER_FIRST = 20_000
+"""A filter letting at most this many chunks through is applied before BM25 ranks."""
 _OUT_OF_STEP = "out-of-step"
 # What Tantivy raises for a folder it cannot read (garbage, truncated or missing files).
 _UNREADABLE = (ValueError, OSError, json.JSONDecodeError)
@@ -261,23 +263,71 @@ class HybridStore(ChunkStore):
         where_document: Where | None,
         include_vectors: bool,
     ) -> list[Hit]:
-        lexical = self._need_lexical()
-        filtered = bool(where or where_document)
-        limit = max(_FIRST_CANDIDATES, 4 * k) if filtered else k
-        while True:
-            ranked = lexical.search(terms, limit=limit)
-            chunks = self.vectors.fetch(
-                [cid for cid, _ in ranked],
-                where=where,
-                where_document=where_document,
-                include_vectors=include_vectors,
-            )
-            # Fewer than asked pass only when filtered (or a row vanished meanwhile): rank more.
-            if len(chunks) >= k or len(ranked) < limit:
-                break
-            limit *= 8
+        ranked = self._rank(terms, k, where, where_document)
+        chunks = self.vectors.fetch(
+            [cid for cid, _ in ranked],
+            where=where,
+            where_document=where_document,
+            include_vectors=include_vectors,
+        )
         scores = dict(ranked)
         return [Hit(c.id, c.text, c.metadata, scores[c.id], c.vector) for c in chunks[:k]]
+
+    def _rank(
+        self, terms: list[str], k: int, where: Where | None, where_document: Where | None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best ids by BM25 that pass the filters.
+
+        A filter that lets at most ``FILTER_FIRST`` chunks through is applied first (the
+        vector store lists them, BM25 ranks only those): exact, however selective. A wider
+        one is checked on the ranked candidates, a growing page at a time, until ``k`` pass.
+        """
+        lexical = self._need_lexical()
+        if not (where or where_document):
+            return lexical.search(terms, limit=k)
+        among = self.vectors.ids_where(where, where_document, limit=FILTER_FIRST)
+        if among is not None:
+            return lexical.search(terms, limit=k, among=among)
+        limit = max(_FIRST_CANDIDATES, 4 * k)
+        while True:
+            ranked = lexical.search(terms, limit=limit)
+            passing = {
+                c.id
+                for c in self.vectors.fetch(
+                    [cid for cid, _ in ranked], where=where, where_document=where_document
+                )
+            }
+            # More than FILTER_FIRST chunks pass, so a few pages find k of them.
+            if len(passing) >= k or len(ranked) < limit:
+                return [(cid, score) for cid, score in ranked if cid in passing][:k]
+            limit *= 8
+
+    def lexical_rank(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ids of the ``k`` best rows by BM25 that pass the filters, with their scores."""
+        self.check_open()
+        self.check_step()
+        terms = self._need_analyzer().query_terms(query)
+        try:
+            return self._rank(terms, k, where, where_document)
+        except _UNREADABLE as err:
+            if self.lexical_folder is None:
+                raise
+            self._unreadable(self.lexical_folder, err)
+            self.open_lexical()
+            return self._rank(terms, k, where, where_document)
+
+    def ids_where(
+        self, where: Where | None, where_document: Where | None, *, limit: int
+    ) -> list[str] | None:
+        """The vector store's ids passing the filters."""
+        return self.vectors.ids_where(where, where_document, limit=limit)
 
     async def alexical_query(
         self,
@@ -300,6 +350,22 @@ class HybridStore(ChunkStore):
         if self.vectors.shared:
             return await asyncio.to_thread(call)
         return call()  # SQLite and an in-process store: quicker than a thread hop
+
+    async def alexical_rank(
+        self,
+        query: str,
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """:meth:`lexical_rank`, off the event loop when the vectors are on a server."""
+        call = functools.partial(
+            self.lexical_rank, query, k, where=where, where_document=where_document
+        )
+        if self.vectors.shared:
+            return await asyncio.to_thread(call)
+        return call()
 
     def lexical_ids(self) -> set[str]:
         """The chunk ids the lexical index holds (to check it against the vectors)."""
