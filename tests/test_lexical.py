@@ -20,6 +20,7 @@ from fake_store import MemoryStore
 from ollama_rag import IndexRepairedWarning, RagIndex
 from ollama_rag.lexical.analysis import get_analyzer
 from ollama_rag.lexical.index import LexicalIndex
+from ollama_rag.storage import hybrid as hybrid_store
 from ollama_rag.storage.hybrid import HybridStore
 from ollama_rag.testing import LocalOllama
 
@@ -128,7 +129,13 @@ def test_each_mode_finds_the_passage_and_says_how(tmp_path: Path, ollama: LocalO
             index.search("x", mode="fuzzy")
 
 
-def test_filters_apply_to_the_lexical_side(tmp_path: Path, ollama: LocalOllama) -> None:
+@pytest.mark.parametrize("filter_first", [20_000, 0], ids=["listed first", "checked on ranks"])
+def test_filters_apply_to_the_lexical_side(
+    tmp_path: Path, ollama: LocalOllama, monkeypatch: pytest.MonkeyPatch, filter_first: int
+) -> None:
+    # Both ways a filter is applied: the passing ids listed before BM25 ranks (a selective
+    # filter), or the ranked candidates checked a growing page at a time (a wide one).
+    monkeypatch.setattr(hybrid_store, "FILTER_FIRST", filter_first)
     with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url) as index:
         # 300 chunks holding the query's terms; the one passing the filter ranks low.
         texts = [f"東京タワーの展望台 {i}番目の案内です。東京タワー東京タワー" for i in range(300)]
