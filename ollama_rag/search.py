@@ -41,6 +41,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from ollama_rag.errors import ConfigError
 from ollama_rag.fusion import CALIBRATION_QUERIES, Calibration, fuse, pseudo_queries
 from ollama_rag.loading.encoding import find_surrogate
+from ollama_rag.storage.base import Hit
 from ollama_rag.storage.schema import (
     DENSE_SCORE,
     FOUND_BY,
@@ -52,7 +53,7 @@ from ollama_rag.storage.schema import (
 
 if TYPE_CHECKING:
     from ollama_rag.ollama import OllamaEmbedder
-    from ollama_rag.storage.base import ChunkStore, Hit
+    from ollama_rag.storage.base import ChunkStore
 
 __all__ = [
     "CANDIDATES",

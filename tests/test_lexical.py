@@ -355,3 +355,19 @@ def test_a_read_only_open_searches_lexically(tmp_path: Path, ollama: LocalOllama
     with build(db, ollama), RagIndex(db, base_url=ollama.url, read_only=True) as reader:
         assert lexical_sources(reader, "琵琶湖")[0] == "biwa.md"
         assert reader.search("琵琶湖", k=1)[0].metadata["found_by"] == "both"
+
+
+def test_a_chunk_only_the_lexical_side_found_is_read_and_scored(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    # The fusion keeps a chunk the dense side did not return: it is fetched, with its vector,
+    # so that it carries a cosine similarity like every hybrid result.
+    with build(None, ollama) as index:
+        target = index.search("琵琶湖", k=1, mode="lexical")[0]
+        vector = index.embeddings.embed_query("琵琶湖")
+        (found,) = index.searcher._fused("琵琶湖", vector, [], [(str(target.id), 7.5)], 1)
+        assert found.hit.text == target.page_content
+        assert found.found_by == "lexical"
+        assert found.lexical == 7.5
+        assert found.dense is not None
+        assert -1.0 <= found.dense <= 1.0
