@@ -339,10 +339,18 @@ class Searcher:
         )
         try:
             vector = vector if vector is not None else self.embeddings.embed_query(query)
-            dense = self.store.query(vector, n, **filters, include_vectors=plan.mmr)
+            dense = self._dense_side(vector, n, plan)
         finally:
             ranked = lexical.result()
         return plan.finish(vector, self._fused(query, vector, dense, ranked, plan.fetch))
+
+    def _dense_side(self, vector: Sequence[float], n: int, plan: _Plan) -> list[Hit]:
+        """The dense candidates: ids and cosines only, unless MMR needs their vectors."""
+        filters = {"where": plan.filter, "where_document": plan.where_document}
+        if plan.mmr:
+            return self.store.query(vector, n, **filters, include_vectors=True)
+        ranked = self.store.dense_rank(vector, n, **filters)
+        return [Hit(cid, "", {}, score) for cid, score in ranked]
 
     def _fused(
         self,
@@ -354,13 +362,15 @@ class Searcher:
     ) -> list[_Found]:
         """The ``limit`` best of both sides in fused order, each with both scores.
 
-        Only what the fusion keeps is read: the dense hits carry their rows, the lexical-only
-        ones are fetched (with vectors, for their cosine similarity), and BM25 scores are
-        looked up for the kept dense hits the lexical side did not rank.
+        Both sides rank ids only; the rows the fusion keeps are then fetched in one call (with
+        vectors, for the cosine similarity of those the dense side did not rank), and BM25
+        scores are looked up for the kept ones the lexical side did not rank.
         """
         order, _ = fuse([(h.id, h.score) for h in dense], ranked, priors=self.priors)
         top = order[:limit]
-        by_id = {h.id: h for h in dense}
+        # Dense candidates carry rows only when MMR asked for them (with vectors).
+        by_id = {h.id: h for h in dense if h.vector is not None}
+        dense_of = {h.id: h.score for h in dense}
         missing = [f.id for f in top if f.id not in by_id]
         fetched = {c.id: c for c in self.store.fetch(missing, include_vectors=True)}
         lexical_of = dict(ranked)
@@ -371,12 +381,13 @@ class Searcher:
         for f in top:
             if f.id in by_id:
                 hit = by_id[f.id]
-                dense_score: float | None = hit.score
             elif (chunk := fetched.get(f.id)) is not None:
                 hit = Hit(chunk.id, chunk.text, chunk.metadata, f.score, chunk.vector)
-                dense_score = _cosine(query_vector, chunk.vector)
             else:
                 continue  # deleted since it was ranked
+            dense_score = dense_of.get(f.id)
+            if dense_score is None:
+                dense_score = _cosine(query_vector, hit.vector)
             both = f.dense_rank is not None and f.lexical_rank is not None
             side = "both" if both else "dense" if f.dense_rank is not None else "lexical"
             lexical_score = lexical_of.get(f.id, extra.get(f.id, 0.0))
@@ -430,7 +441,12 @@ class Searcher:
         n = max(plan.fetch, CANDIDATES)
         filters = {"where": plan.filter, "where_document": plan.where_document}
         ranked = await self.store.alexical_rank(query, n, **filters)
-        dense = await self.store.aquery(vector, n, **filters, include_vectors=plan.mmr)
+        if plan.mmr:
+            dense = await self.store.aquery(vector, n, **filters, include_vectors=True)
+        elif self.store.shared:
+            dense = await asyncio.to_thread(self._dense_side, vector, n, plan)
+        else:
+            dense = self._dense_side(vector, n, plan)
         fused = functools.partial(self._fused, query, vector, dense, ranked, plan.fetch)
         found = await asyncio.to_thread(fused) if self.store.shared else fused()
         return plan.finish(vector, found)

@@ -291,6 +291,22 @@ class ChunkStore(ABC):
     ) -> list[Hit]:
         """The ``k`` rows most similar to ``vector`` that pass the filters, best first."""
 
+    def dense_rank(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ids of the ``k`` rows nearest to ``vector`` that pass the filters, with cosines.
+
+        What a hybrid search fuses: ids only, so that just the rows it keeps are read. Stores
+        that can rank without reading rows override it.
+        """
+        hits = self.query(vector, k, where=where, where_document=where_document)
+        return [(hit.id, hit.score) for hit in hits]
+
     async def aquery(
         self,
         vector: Sequence[float],

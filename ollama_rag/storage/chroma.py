@@ -741,6 +741,30 @@ class ChromaStore(ChunkStore):
         copies = self._copies()
         return hits if copies is None else self._with_copies(copies, hits, asked)
 
+    def dense_rank(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """Nearest ids by cosine, read with distances only (half the time of whole rows).
+
+        With copies of repeated text the rows are needed to place them (:meth:`query`).
+        """
+        if self._copies() is not None:
+            return super().dense_rank(vector, k, where=where, where_document=where_document)
+        res = self.collection.query(
+            query_embeddings=cast(Any, [vector]),
+            n_results=k,
+            where=cast(Any, dict(where)) if where else None,
+            where_document=cast(Any, dict(where_document)) if where_document else None,
+            include=cast(Any, ["distances"]),
+        )
+        distances = (res["distances"] or [[]])[0]
+        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], distances, strict=True)]
+
     def _query_graph(self, asked: _Query) -> list[Hit]:
         vector, k, where, where_document, include_vectors = asked
         include = ["documents", "metadatas", "distances"]

@@ -567,6 +567,17 @@ class HybridStore(ChunkStore):
             vector, k, where=where, where_document=where_document, include_vectors=include_vectors
         )
 
+    def dense_rank(
+        self,
+        vector: Sequence[float],
+        k: int,
+        *,
+        where: Where | None = None,
+        where_document: Where | None = None,
+    ) -> list[tuple[str, float]]:
+        """The vector store's nearest ids."""
+        return self.vectors.dense_rank(vector, k, where=where, where_document=where_document)
+
     async def aquery(
         self,
         vector: Sequence[float],
