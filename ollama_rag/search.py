@@ -24,7 +24,6 @@ search has a native async twin (the query is embedded with Ollama's async client
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import random
@@ -441,14 +440,10 @@ class Searcher:
         n = max(plan.fetch, CANDIDATES)
         filters = {"where": plan.filter, "where_document": plan.where_document}
         ranked = await self.store.alexical_rank(query, n, **filters)
-        if plan.mmr:
-            dense = await self.store.aquery(vector, n, **filters, include_vectors=True)
-        elif self.store.shared:
-            dense = await asyncio.to_thread(self._dense_side, vector, n, plan)
-        else:
-            dense = self._dense_side(vector, n, plan)
-        fused = functools.partial(self._fused, query, vector, dense, ranked, plan.fetch)
-        found = await asyncio.to_thread(fused) if self.store.shared else fused()
+        dense = await self.store.off_loop(functools.partial(self._dense_side, vector, n, plan))
+        found = await self.store.off_loop(
+            functools.partial(self._fused, query, vector, dense, ranked, plan.fetch)
+        )
         return plan.finish(vector, found)
 
     def search_many(

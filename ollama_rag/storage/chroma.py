@@ -31,7 +31,6 @@ it): :meth:`ChromaStore.recover`, run on every open, finishes an interrupted swi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import functools
@@ -793,28 +792,6 @@ class ChromaStore(ChunkStore):
             )
             for i, (cid, text, meta, dist) in enumerate(zip(ids, docs, metas, dists, strict=True))
         ]
-
-    async def aquery(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        where: Where | None = None,
-        where_document: Where | None = None,
-        include_vectors: bool = False,
-    ) -> list[Hit]:
-        """:meth:`query`, off the event loop when the client talks to a Chroma server."""
-        call = functools.partial(
-            self.query,
-            vector,
-            k,
-            where=where,
-            where_document=where_document,
-            include_vectors=include_vectors,
-        )
-        if self._handle.remote:
-            return await asyncio.to_thread(call)
-        return call()  # in-process and quick: a thread hop would cost more than the query
 
     def fetch(
         self,

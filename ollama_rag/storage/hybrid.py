@@ -28,19 +28,17 @@ in-memory index.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
 import shutil
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ollama_rag.errors import LEXICAL_REBUILT_MESSAGE, IndexRepairedWarning, RagIndexError
 from ollama_rag.lexical.index import FORMAT, LexicalIndex
@@ -64,6 +62,8 @@ if TYPE_CHECKING:
     from ollama_rag.storage.base import IndexWriter
 
 __all__ = ["CACHE_ENV", "FILTER_FIRST", "LEXICAL_DIR", "HybridStore", "default_cache_dir"]
+
+_R = TypeVar("_R")
 
 LEXICAL_DIR = "lexical"
 CACHE_ENV = "OLLAMA_RAG_CACHE"
@@ -242,18 +242,26 @@ class HybridStore(ChunkStore):
         include_vectors: bool = False,
     ) -> list[Hit]:
         """The ``k`` best rows by BM25 that pass the filters (see the class docstring)."""
+        terms = self._query_terms(query)
+        args = (where, where_document, include_vectors)
+        return self._reading(lambda: self._lexical_query(terms, k, *args))
+
+    def _query_terms(self, query: str) -> list[str]:
+        """The query's terms, once the store is checked open and the index in step."""
         self.check_open()
         self.check_step()
-        terms = self._need_analyzer().query_terms(query)
-        args = (where, where_document, include_vectors)
+        return self._need_analyzer().query_terms(query)
+
+    def _reading(self, read: Callable[[], _R]) -> _R:
+        """``read`` the lexical index; a folder found unreadable is rebuilt and read again."""
         try:
-            return self._lexical_query(terms, k, *args)
+            return read()
         except _UNREADABLE as err:
             if self.lexical_folder is None:
                 raise
             self._unreadable(self.lexical_folder, err)
             self.open_lexical()
-            return self._lexical_query(terms, k, *args)
+            return read()
 
     def _lexical_query(
         self,
@@ -311,61 +319,14 @@ class HybridStore(ChunkStore):
         where_document: Where | None = None,
     ) -> list[tuple[str, float]]:
         """The ids of the ``k`` best rows by BM25 that pass the filters, with their scores."""
-        self.check_open()
-        self.check_step()
-        terms = self._need_analyzer().query_terms(query)
-        try:
-            return self._rank(terms, k, where, where_document)
-        except _UNREADABLE as err:
-            if self.lexical_folder is None:
-                raise
-            self._unreadable(self.lexical_folder, err)
-            self.open_lexical()
-            return self._rank(terms, k, where, where_document)
+        terms = self._query_terms(query)
+        return self._reading(lambda: self._rank(terms, k, where, where_document))
 
     def ids_where(
         self, where: Where | None, where_document: Where | None, *, limit: int
     ) -> list[str] | None:
         """The vector store's ids passing the filters."""
         return self.vectors.ids_where(where, where_document, limit=limit)
-
-    async def alexical_query(
-        self,
-        query: str,
-        k: int,
-        *,
-        where: Where | None = None,
-        where_document: Where | None = None,
-        include_vectors: bool = False,
-    ) -> list[Hit]:
-        """:meth:`lexical_query`, off the event loop when the vectors are on a server."""
-        call = functools.partial(
-            self.lexical_query,
-            query,
-            k,
-            where=where,
-            where_document=where_document,
-            include_vectors=include_vectors,
-        )
-        if self.vectors.shared:
-            return await asyncio.to_thread(call)
-        return call()  # SQLite and an in-process store: quicker than a thread hop
-
-    async def alexical_rank(
-        self,
-        query: str,
-        k: int,
-        *,
-        where: Where | None = None,
-        where_document: Where | None = None,
-    ) -> list[tuple[str, float]]:
-        """:meth:`lexical_rank`, off the event loop when the vectors are on a server."""
-        call = functools.partial(
-            self.lexical_rank, query, k, where=where, where_document=where_document
-        )
-        if self.vectors.shared:
-            return await asyncio.to_thread(call)
-        return call()
 
     def lexical_ids(self) -> set[str]:
         """The chunk ids the lexical index holds (to check it against the vectors)."""
@@ -577,20 +538,6 @@ class HybridStore(ChunkStore):
     ) -> list[tuple[str, float]]:
         """The vector store's nearest ids."""
         return self.vectors.dense_rank(vector, k, where=where, where_document=where_document)
-
-    async def aquery(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        where: Where | None = None,
-        where_document: Where | None = None,
-        include_vectors: bool = False,
-    ) -> list[Hit]:
-        """The vector store's nearest rows, natively async."""
-        return await self.vectors.aquery(
-            vector, k, where=where, where_document=where_document, include_vectors=include_vectors
-        )
 
     def stored_sources(self, sources: Sequence[str]) -> dict[str, StoredSource]:
         """Markers and roots of stored sources."""
