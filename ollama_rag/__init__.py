@@ -43,6 +43,7 @@ from ollama_rag.manifest import IndexManifest  # noqa: E402
 from ollama_rag.models import KnownModel, known_model, recommended_model  # noqa: E402
 from ollama_rag.pull import ensure_model  # noqa: E402
 from ollama_rag.retriever import RagRetriever  # noqa: E402
+from ollama_rag.search import SearchResults  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "RagIndex",
     "RagIndexError",
     "RagRetriever",
+    "SearchResults",
     "SqliteCompatError",
     "__version__",
     "doctor",

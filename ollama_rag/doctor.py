@@ -6,7 +6,6 @@ every check says what it found and, when it failed, the exact command or call th
 
 from __future__ import annotations
 
-import html
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any, Final
 import httpx
 import ollama
 
+from ollama_rag.display import Html, escape, table
 from ollama_rag.errors import (
     ConfigError,
     ContextLengthExceededError,
@@ -139,19 +139,17 @@ class DoctorReport:
 
     def _repr_html_(self) -> str:
         colours = {True: "#1a7f37", False: "#cf222e", None: "#6e7781"}
-        rows = []
-        for c in self.checks:
-            fix = f"<br><code>{html.escape(c.fix)}</code>" if c.fix else ""
-            rows.append(
-                f'<tr><td style="color:{colours[c.ok]};font-weight:bold">{c.symbol}</td>'
-                f"<td><b>{html.escape(c.name)}</b></td>"
-                f'<td style="text-align:left">{html.escape(c.detail)}{fix}</td></tr>'
+        rows = [
+            (
+                Html(f'<span style="color:{colours[c.ok]};font-weight:bold">{c.symbol}</span>'),
+                Html(f"<b>{escape(c.name)}</b>"),
+                Html(escape(c.detail) + (f"<br><code>{escape(c.fix)}</code>" if c.fix else "")),
             )
+            for c in self.checks
+        ]
         verdict = "All checks passed." if self.ok else f"{len(self.failed)} problem(s) found."
-        return (
-            f"<div><b>ollama-rag doctor</b> (Ollama at {html.escape(self.base_url)})"
-            f"<table>{''.join(rows)}</table><p>{verdict}</p></div>"
-        )
+        caption = f"ollama-rag doctor (Ollama at {self.base_url})"
+        return f"<div>{table(rows, caption=caption)}<p>{verdict}</p></div>"
 
 
 def _skipped(name: str, why: str) -> DoctorCheck:

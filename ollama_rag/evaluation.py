@@ -33,7 +33,6 @@ questions (``RagIndex.evaluate`` passes its searcher's batched search).
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -46,6 +45,8 @@ from typing import Any, NoReturn, TypeAlias
 
 from langchain_core.documents import Document
 
+from ollama_rag import display
+from ollama_rag.display import Html
 from ollama_rag.errors import ConfigError
 from ollama_rag.progress import progress_bar
 from ollama_rag.storage.schema import END, SOURCE, START
@@ -522,7 +523,7 @@ class EvaluationResult:
 
     def _repr_html_(self) -> str:
         missed = len(self.misses())
-        caption = html.escape(
+        caption = (
             f"EvaluationResult: {self.count} questions, mode {self.name}, "
             f"{missed} without a relevant chunk in the top {self.depth}"
         )
@@ -604,20 +605,24 @@ class EvaluationTable:
 
     def html(self, caption: str = "") -> str:
         """The table as HTML; with several columns the best value of each row is bold."""
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ("metric", *self.columns))
-        body = []
+        rows = []
         for name, values in self.rows:
             present = [v for v in values if v is not None]
             best = max(present) if len(self.columns) > 1 and name != "questions" else None
-            tds = ""
-            for v in values:
-                cell = self._cell(name, v)
-                if best is not None and v == best:
-                    cell = f"<b>{cell}</b>"
-                tds += f"<td style='text-align:right'>{cell}</td>"
-            body.append(f"<tr><th style='text-align:left'>{html.escape(name)}</th>{tds}</tr>")
-        cap = f"<caption>{caption}</caption>" if caption else ""
-        return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            cells = [self._cell(name, v) for v in values]
+            rows.append(
+                [
+                    name,
+                    *(
+                        Html(f"<b>{c}</b>") if best is not None and v == best else c
+                        for c, v in zip(cells, values, strict=True)
+                    ),
+                ]
+            )
+        align = "l" + "r" * len(self.columns)
+        return display.table(
+            rows, head=("metric", *self.columns), caption=caption, align=align, row_head=True
+        )
 
     def _repr_html_(self) -> str:
         return self.html()

@@ -9,7 +9,6 @@ model change is carried out by ``migration.py``.
 from __future__ import annotations
 
 import dataclasses
-import html
 import logging
 import os
 import threading
@@ -22,6 +21,7 @@ from langchain_core.documents import Document
 from langchain_ollama import OllamaEmbeddings
 
 from ollama_rag import evaluation, loading, migration
+from ollama_rag.display import table
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
     REPAIR_FAILED_MESSAGE,
@@ -52,7 +52,7 @@ from ollama_rag.ollama import (
 )
 from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
-from ollama_rag.search import MIN_CALIBRATION, Searcher, check_encodable
+from ollama_rag.search import MIN_CALIBRATION, Searcher, SearchResults, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.hybrid import HybridStore
@@ -461,22 +461,13 @@ class RagIndex:
         )
 
     def _repr_html_(self) -> str:
-        m = self._manifest
         rows = [
             ("path", self.path or "in-memory"),
             ("collection", self.collection_name),
-            ("model", m.model_label),
-            ("context", f"{m.context_length} tokens"),
-            ("chunking", f"{m.chunk_size} chars, overlap {m.chunk_overlap}"),
             ("chunks", "closed" if self._closed else str(self.count())),
-            ("updated", m.updated_at),
+            *self._manifest.rows(),
         ]
-        body = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
-            for k, v in rows
-        )
-        return f"<table><caption>RagIndex</caption>{body}</table>"
+        return table(rows, caption="RagIndex", row_head=True)
 
     # ------------------------------------------------------------------ writing
 
@@ -716,7 +707,7 @@ class RagIndex:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: Literal["hybrid", "dense", "lexical"] | None = None,
-    ) -> list[tuple[Document, float]]:
+    ) -> SearchResults[tuple[Document, float]]:
         """Return the ``k`` best chunks for ``query`` with their scores.
 
         Args:
@@ -729,9 +720,10 @@ class RagIndex:
                 only) or ``"lexical"`` (BM25 over CJK-aware terms only; see docs/search.md).
 
         Returns:
-            ``(Document, score)`` pairs, best first. The score is the mode's: cosine
-            similarity (dense), BM25 (lexical) or the fused score (hybrid); every document's
-            metadata also holds ``dense_score``, ``lexical_score`` and ``found_by``.
+            ``(Document, score)`` pairs, best first, in a :class:`SearchResults` (a ``list``
+            that notebooks show as a table). The score is the mode's: cosine similarity
+            (dense), BM25 (lexical) or the fused score (hybrid); every document's metadata
+            also holds ``dense_score``, ``lexical_score`` and ``found_by``.
         """
         self._live()
         return self.searcher.search_with_scores(
@@ -752,13 +744,14 @@ class RagIndex:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: Literal["hybrid", "dense", "lexical"] | None = None,
-    ) -> list[Document]:
+    ) -> SearchResults[Document]:
         """Return the ``k`` best chunks for ``query``, best first (hybrid search by default).
 
         Each document's metadata holds ``score``, ``dense_score``, ``lexical_score``,
         ``found_by``, ``id``, ``source``, ``chunk_index``, the character offsets
         ``start_index``/``end_index`` into its source text, and the source's own metadata
-        (see :meth:`search_with_scores` for the arguments).
+        (see :meth:`search_with_scores` for the arguments). The list is a
+        :class:`SearchResults`, shown as a table in notebooks.
         """
         hits = self.search_with_scores(
             query,
@@ -768,7 +761,7 @@ class RagIndex:
             include_root=include_root,
             mode=mode,
         )
-        return [doc for doc, _ in hits]
+        return SearchResults(doc for doc, _ in hits)
 
     def max_marginal_relevance_search(
         self,
@@ -781,7 +774,7 @@ class RagIndex:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: Literal["hybrid", "dense", "lexical"] | None = None,
-    ) -> list[Document]:
+    ) -> SearchResults[Document]:
         """Return ``k`` chunks that are relevant to ``query`` and different from each other.
 
         Args:

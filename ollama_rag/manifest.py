@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ollama_rag._version import __version__
+from ollama_rag.display import table
 from ollama_rag.errors import (
     MISMATCH_MESSAGE,
     ConfigError,
@@ -95,6 +96,23 @@ class IndexManifest:
     def model_label(self) -> str:
         """The model with a short digest and dimension, for messages."""
         return f"{self.model} (digest {_short(self.digest)}, {self.dimension}-d)"
+
+    def rows(self) -> list[tuple[str, str]]:
+        """What the manifest records, as ``(label, value)`` rows for a table."""
+        return [
+            ("model", self.model_label),
+            ("context", f"{self.context_length} tokens"),
+            ("chunking", f"{self.chunk_size} chars, overlap {self.chunk_overlap}"),
+            ("prefixes", f"document {self.document_prefix!r}, query {self.query_prefix!r}"),
+            ("splitter", self.splitter),
+            ("analyzer", self.analyzer or "(default)"),
+            ("fusion", self.fusion or "(not calibrated)"),
+            ("created", f"{self.created_at} (ollama-rag {self.library_version or '?'})"),
+            ("updated", self.updated_at),
+        ]
+
+    def _repr_html_(self) -> str:
+        return table(self.rows(), caption="IndexManifest", row_head=True)
 
     def to_metadata(self) -> dict[str, MetadataValue]:
         """Flatten into Chroma collection metadata (scalars only)."""

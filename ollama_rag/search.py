@@ -19,7 +19,9 @@ markers) is left out, and so is ``root`` (an absolute path on the indexing machi
 ``include_root=True``.
 
 ``RagIndex.search*`` and :class:`~ollama_rag.retriever.RagRetriever` both call it; every
-search has a native async twin (the query is embedded with Ollama's async client).
+search has a native async twin (the query is embedded with Ollama's async client). Searches
+return a :class:`SearchResults`, a plain list that notebooks show as a table; the retriever's
+are plain lists.
 """
 
 from __future__ import annotations
@@ -31,22 +33,26 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
+from ollama_rag.display import snippet, table
 from ollama_rag.errors import ConfigError
 from ollama_rag.fusion import CALIBRATION_QUERIES, Calibration, fuse, pseudo_queries
 from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.storage.base import Hit
 from ollama_rag.storage.schema import (
     DENSE_SCORE,
+    END,
     FOUND_BY,
     ID,
     LEXICAL_SCORE,
     SCORE,
+    SOURCE,
+    START,
     public_metadata,
 )
 
@@ -60,6 +66,7 @@ __all__ = [
     "MODES",
     "SEARCH_KWARGS",
     "SEARCH_TYPES",
+    "SearchResults",
     "Searcher",
     "check_search",
     "with_k",
@@ -213,6 +220,52 @@ class _Found:
 
 
 _Scored = tuple[Document, float]
+_Result = TypeVar("_Result", Document, _Scored)
+
+
+def _location(metadata: Mapping[str, Any]) -> str:
+    """Where a chunk is in its source: page or heading, then its character offsets."""
+    parts = [f"p. {metadata['page']}"] if "page" in metadata else []
+    if "heading" in metadata:
+        parts.append(snippet(str(metadata["heading"]), 40))
+    if START in metadata and END in metadata:
+        parts.append(f"{metadata[START]}–{metadata[END]}")
+    return " · ".join(parts)
+
+
+def _score(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+class SearchResults(list[_Result]):
+    """What a search returns: a plain ``list`` of documents (or ``(document, score)`` pairs).
+
+    It is a real list, so it compares, slices and serialises like one; it only adds a table
+    for notebooks (rank, scores, ``found_by``, source, location and the start of the text).
+    """
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        rows = []
+        for rank, item in enumerate(self, start=1):
+            doc = item[0] if isinstance(item, tuple) else item
+            m = doc.metadata
+            rows.append(
+                (
+                    rank,
+                    _score(m.get(SCORE)),
+                    _score(m.get(DENSE_SCORE)),
+                    _score(m.get(LEXICAL_SCORE)),
+                    m.get(FOUND_BY, ""),
+                    m.get(SOURCE, ""),
+                    _location(m),
+                    snippet(doc.page_content),
+                )
+            )
+        head = ("rank", "score", "dense", "lexical", "found by", "source", "location", "text")
+        caption = f"SearchResults: {len(self)} result{'s' * (len(self) != 1)}"
+        return table(rows, head=head, caption=caption, align="rrrr")
 
 
 def _cosine(vector: np.ndarray[Any, Any], other: Any) -> float | None:
@@ -488,9 +541,10 @@ class Searcher:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: str | None = None,
-    ) -> list[tuple[Document, float]]:
+    ) -> SearchResults[tuple[Document, float]]:
         """The ``k`` best chunks for ``query`` in ``mode``, best first, with their scores."""
-        return self._search(query, _Plan(k, filter, where_document, include_root, mode=mode))
+        plan = _Plan(k, filter, where_document, include_root, mode=mode)
+        return SearchResults(self._search(query, plan))
 
     def max_marginal_relevance_search(
         self,
@@ -503,10 +557,10 @@ class Searcher:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: str | None = None,
-    ) -> list[Document]:
+    ) -> SearchResults[Document]:
         """``k`` chunks relevant to ``query`` and different from each other, in MMR order."""
         plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult, mode=mode)
-        return [doc for doc, _ in self._search(query, plan)]
+        return SearchResults(doc for doc, _ in self._search(query, plan))
 
     def run(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
         """One search of ``search_type`` with its ``search_kwargs`` (checked)."""
@@ -523,10 +577,10 @@ class Searcher:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: str | None = None,
-    ) -> list[tuple[Document, float]]:
+    ) -> SearchResults[tuple[Document, float]]:
         """:meth:`search_with_scores`, natively async."""
         plan = _Plan(k, filter, where_document, include_root, mode=mode)
-        return await self._asearch(query, plan)
+        return SearchResults(await self._asearch(query, plan))
 
     async def amax_marginal_relevance_search(
         self,
@@ -539,10 +593,10 @@ class Searcher:
         where_document: Mapping[str, Any] | None = None,
         include_root: bool = False,
         mode: str | None = None,
-    ) -> list[Document]:
+    ) -> SearchResults[Document]:
         """:meth:`max_marginal_relevance_search`, natively async."""
         plan = _Plan(k, filter, where_document, include_root, True, fetch_k, lambda_mult, mode=mode)
-        return [doc for doc, _ in await self._asearch(query, plan)]
+        return SearchResults(doc for doc, _ in await self._asearch(query, plan))
 
     async def arun(self, search_type: str, query: str, **kwargs: Any) -> list[Document]:
         """:meth:`run`, natively async."""

@@ -34,6 +34,7 @@ EXPECTED = [
     "RagIndex",
     "RagIndexError",
     "RagRetriever",
+    "SearchResults",
     "SqliteCompatError",
     "__version__",
     "doctor",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
+
+from ollama_rag.display import Html, escape, table
 
 __all__ = ["IngestReport"]
 
@@ -54,12 +55,7 @@ class IngestReport:
         return "\n".join([line, *problems])
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(kind)}</td><td>{html.escape(s)}</td>"
-            f"<td>{html.escape(r)}</td></tr>"
-            for kind, items in (("failed", self.failed), ("skipped", self.skipped))
-            for s, r in items
-        )
-        table = f"<table>{rows}</table>" if rows else ""
-        first = html.escape(str(self).splitlines()[0])
-        return f"<p><b>IngestReport</b>: {first}</p>{table}"
+        problems = [("failed", *item) for item in self.failed]
+        problems += [("skipped", *item) for item in self.skipped]
+        caption = Html(f"<b>IngestReport</b>: {escape(str(self).splitlines()[0])}")
+        return table(problems, head=("", "source", "reason") if problems else (), caption=caption)
