@@ -13,6 +13,7 @@ from ollama_rag import sqlite_compat
 sqlite_compat.ensure_from_env()
 
 from ollama_rag._version import __version__  # noqa: E402
+from ollama_rag.chat import DEFAULT_PROMPT, format_docs, rag_chain  # noqa: E402
 from ollama_rag.doctor import DoctorReport, doctor  # noqa: E402
 from ollama_rag.errors import (  # noqa: E402
     ConfigError,
@@ -47,6 +48,7 @@ from ollama_rag.search import SearchResults  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
 
 __all__ = [
+    "DEFAULT_PROMPT",
     "CJKTextSplitter",
     "ConfigError",
     "ContextLengthExceededError",
@@ -80,6 +82,8 @@ __all__ = [
     "__version__",
     "doctor",
     "ensure_model",
+    "format_docs",
     "known_model",
+    "rag_chain",
     "recommended_model",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from ollama_rag.testing import (
-    ChatOnlyModel,
+    ExtractiveChatModel,
     HashEmbeddingModel,
     LocalOllama,
     ModelSpec,
@@ -33,7 +33,7 @@ def model_zoo() -> dict[str, ModelSpec]:
         "mxbai-embed-large": HashEmbeddingModel(dimension=1024, context_length=512, seed=2),
         "nomic-embed-text": HashEmbeddingModel(dimension=768, context_length=2048, seed=3),
         "use-multilingual": MultilingualUSEModel(),
-        "qwen2.5": ChatOnlyModel(),
+        "qwen2.5": ExtractiveChatModel(),
     }
 
 

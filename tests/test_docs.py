@@ -2,8 +2,9 @@
 
 Blocks of one file share a namespace and run in order, in a temporary working directory, with
 ``OLLAMA_HOST`` pointing at the test server (which serves bge-m3, mxbai-embed-large and
-nomic-embed-text stand-ins). A block preceded by ``<!-- docs-test: skip (reason) -->`` is not run;
-the reason must say which test covers it instead.
+nomic-embed-text stand-ins, and qwen2.5, an ``ExtractiveChatModel``). A block preceded by
+``<!-- docs-test: skip (reason) -->`` is not run; the reason must say which test covers it
+instead.
 """
 
 from __future__ import annotations

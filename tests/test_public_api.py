@@ -6,6 +6,7 @@ import ollama_rag
 import ollama_rag.testing
 
 EXPECTED = [
+    "DEFAULT_PROMPT",
     "CJKTextSplitter",
     "ConfigError",
     "ContextLengthExceededError",
@@ -39,7 +40,9 @@ EXPECTED = [
     "__version__",
     "doctor",
     "ensure_model",
+    "format_docs",
     "known_model",
+    "rag_chain",
     "recommended_model",
 ]
 
@@ -68,7 +71,13 @@ def test_every_public_name_resolves() -> None:
 def test_testing_surface_is_sorted_and_resolves() -> None:
     names = ollama_rag.testing.__all__
     assert names == isort_order(names)
-    for name in ("ChatOnlyModel", "HashEmbeddingModel", "LocalOllama", "MultilingualUSEModel"):
+    for name in (
+        "ChatOnlyModel",
+        "ExtractiveChatModel",
+        "HashEmbeddingModel",
+        "LocalOllama",
+        "MultilingualUSEModel",
+    ):
         assert name in names
     for name in names:
         assert getattr(ollama_rag.testing, name) is not None

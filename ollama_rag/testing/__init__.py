@@ -1,9 +1,10 @@
 """Run the real Ollama client path with no Ollama installed.
 
 :class:`LocalOllama` is an HTTP server that speaks Ollama's API (``/api/embed``,
-``/api/embeddings``, ``/api/tags``, ``/api/show``, ``/api/pull``, ``/api/version``) with
-Ollama's status codes and error texts, so the unmodified ``ollama`` client and
-``langchain_ollama.OllamaEmbeddings`` work against it::
+``/api/embeddings``, ``/api/chat``, ``/api/generate``, ``/api/tags``, ``/api/show``,
+``/api/ps``, ``/api/pull``, ``/api/version``) with Ollama's status codes and error texts, so
+the unmodified ``ollama`` client, ``langchain_ollama.OllamaEmbeddings`` and ``ChatOllama``
+work against it::
 
     from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
@@ -11,8 +12,9 @@ Ollama's status codes and error texts, so the unmodified ``ollama`` client and
         ...  # OllamaEmbeddings(model="bge-m3", base_url=server.url)
 
 It serves deterministic hash embedders (:class:`HashEmbeddingModel`), a real multilingual
-model (:class:`MultilingualUSEModel`, the ``[local]`` extra) and a chat-only model
-(:class:`ChatOnlyModel`), and has hooks for tests: request counts, received inputs,
+model (:class:`MultilingualUSEModel`, the ``[local]`` extra) and a deterministic chat model
+that answers by quoting its context (:class:`ExtractiveChatModel`, formerly
+``ChatOnlyModel``), and has hooks for tests: request counts, received inputs,
 delays and compute slots, injected failures and digest changes. ``ollama-rag serve-local``
 runs it as a process (see :func:`run_server`). :func:`chroma_server` runs a real
 ``chroma run`` for tests of server mode.
@@ -23,8 +25,10 @@ from __future__ import annotations
 from ollama_rag.testing._api import OLLAMA_VERSION
 from ollama_rag.testing._chroma import chroma_server
 from ollama_rag.testing._cli import parse_model_spec, run_server
+from ollama_rag.testing._extractive import NO_ANSWER
 from ollama_rag.testing._models import (
     ChatOnlyModel,
+    ExtractiveChatModel,
     HashEmbeddingModel,
     ModelSpec,
     MultilingualUSEModel,
@@ -33,8 +37,10 @@ from ollama_rag.testing._models import (
 from ollama_rag.testing._server import LocalOllama
 
 __all__ = [
+    "NO_ANSWER",
     "OLLAMA_VERSION",
     "ChatOnlyModel",
+    "ExtractiveChatModel",
     "HashEmbeddingModel",
     "LocalOllama",
     "ModelSpec",

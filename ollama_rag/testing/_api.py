@@ -1,7 +1,8 @@
 """Ollama's HTTP API as plain functions of a request: routes, bodies, status codes, texts.
 
 Nothing here touches sockets; ``_server.py`` feeds requests in and writes :class:`Response`
-out. Every status code and error text follows ollama-api.md (Ollama ``server/routes.go``).
+out. Every status code and error text follows ollama-api.md (Ollama ``server/routes.go``);
+the bodies of ``/api/chat`` and ``/api/generate`` are decoded and answered by ``_generation.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,26 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from ollama_rag.testing._models import FloatArray, ModelSpec, human_parameter_size, normalize_rows
+from ollama_rag.testing._generation import (
+    NOT_FOUND_MESSAGE,
+    TOP_LOGPROBS_MESSAGE,
+    Completion,
+    Route,
+    Turn,
+    complete,
+    decode_turn,
+    format_error,
+    merged,
+    records,
+    refusal,
+)
+from ollama_rag.testing._models import (
+    ExtractiveChatModel,
+    FloatArray,
+    ModelSpec,
+    human_parameter_size,
+    normalize_rows,
+)
 from ollama_rag.testing._wire import (
     DecodeError,
     canonical_name,
@@ -25,6 +45,8 @@ from ollama_rag.testing._wire import (
     go_time,
     json_bytes,
     json_bytes_float32,
+    parse_keep_alive,
+    qualified_name,
 )
 
 __all__ = [
@@ -55,6 +77,7 @@ TRUNCATION_IMPOSSIBLE_MESSAGE = "input after truncation exceeds maximum context 
 BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
 RUNNER_FAILED_MESSAGE = "llama runner process has terminated: exit status 2"
 PULL_NOT_FOUND_MESSAGE = "pull model manifest: file does not exist"
+KEEP_ALIVE_DEFAULT = 300.0  # OLLAMA_KEEP_ALIVE's default, 5m
 
 Failure = Literal[500, 503, "drop"]
 _T = TypeVar("_T")
@@ -171,6 +194,7 @@ class OllamaAPI:
         self._active = 0
         self._peak = 0
         self._last_modified = datetime.fromtimestamp(0, timezone.utc)
+        self._loaded: dict[str, datetime] = {}  # canonical name -> when keep_alive unloads it
         self.stopping = threading.Event()
         self._routes: dict[str, dict[str, Callable[[bytes], Response]]] = {
             "/": {"GET": self._root, "HEAD": self._root},
@@ -180,6 +204,9 @@ class OllamaAPI:
             "/api/embed": {"POST": self._embed},
             "/api/embeddings": {"POST": self._embeddings},
             "/api/pull": {"POST": self._pull},
+            "/api/chat": {"POST": self._chat},
+            "/api/generate": {"POST": self._generate},
+            "/api/ps": {"GET": self._ps, "HEAD": self._ps},
         }
 
     # ----- registry -----------------------------------------------------------------------
@@ -252,7 +279,7 @@ class OllamaAPI:
     # ----- test hooks ---------------------------------------------------------------------
 
     def request_count(self, name: str) -> int:
-        """Embedding requests that named this model (succeeded or not)."""
+        """Model requests (embed, chat, generate) that named this model (succeeded or not)."""
         with self._lock:
             return self._requests[self._find(name).name]
 
@@ -300,7 +327,7 @@ class OllamaAPI:
                 self._slot_count = slots
 
     def fail_next(self, n: int = 1, status: Failure = 500) -> None:
-        """Queue ``n`` failures for the next embedding requests (see ``LocalOllama``)."""
+        """Queue ``n`` failures for the next model requests (see ``LocalOllama``)."""
         if status not in (500, 503, "drop"):
             msg = f"status must be 500, 503 or 'drop', got {status!r}"
             raise ValueError(msg)
@@ -323,13 +350,13 @@ class OllamaAPI:
 
     @property
     def busy_seconds(self) -> float:
-        """Total seconds embedding requests held a compute slot."""
+        """Total seconds model requests held a compute slot."""
         with self._lock:
             return self._busy
 
     @property
     def peak_concurrency(self) -> int:
-        """Most embedding requests computing at the same time since the last reset."""
+        """Most model requests computing at the same time since the last reset."""
         with self._lock:
             return self._peak
 
@@ -444,10 +471,11 @@ class OllamaAPI:
             texts, tokens = _fit(spec, inputs, limit, truncate=truncate)
             return spec.embed(texts), tokens
 
+        keep_alive = parse_keep_alive(req.get("keep_alive"))
         if not inputs:
-            self._hold_slot(spec, 0, lambda: None)
+            self._hold_slot(model, keep_alive, 0, lambda: None)
             return _json(200, {"model": sent, "embeddings": []})
-        (vectors, tokens), loaded_at = self._hold_slot(spec, len(inputs), compute)
+        (vectors, tokens), loaded_at = self._hold_slot(model, keep_alive, len(inputs), compute)
         dimensions = req.get("dimensions", 0)
         if 0 < dimensions < vectors.shape[1]:
             vectors = normalize_rows(vectors[:, :dimensions])
@@ -486,10 +514,11 @@ class OllamaAPI:
                 raise _RequestError(500, CONTEXT_EXCEEDED_MESSAGE)
             return spec.embed_raw([prompt])
 
+        keep_alive = parse_keep_alive(req.get("keep_alive"))
         if not prompt:
-            self._hold_slot(spec, 0, lambda: None)
+            self._hold_slot(model, keep_alive, 0, lambda: None)
             return _json(200, {"embedding": []})
-        vectors, _ = self._hold_slot(spec, 1, compute)
+        vectors, _ = self._hold_slot(model, keep_alive, 1, compute)
         return _json(200, {"embedding": vectors[0].astype(np.float64).tolist()})
 
     def _arrive(self, model: _Model | None, inputs: list[str]) -> Response | None:
@@ -508,9 +537,12 @@ class OllamaAPI:
         return None
 
     def _hold_slot(
-        self, spec: ModelSpec, n_inputs: int, work: Callable[[], _T]
+        self, model: _Model, keep_alive: float | None, n_inputs: int, work: Callable[[], _T]
     ) -> tuple[_T, float]:
-        """Run ``work`` holding a compute slot; returns its result and when the model was ready."""
+        """Run ``work`` holding a compute slot; returns its result and when the model was ready.
+
+        The model then stays loaded for ``keep_alive`` seconds (see :meth:`_keep_loaded`).
+        """
         with self._lock:
             slots, per_request, per_input = self._slots, self._per_request, self._per_input
         while not slots.acquire(timeout=0.05):
@@ -521,7 +553,7 @@ class OllamaAPI:
             self._active += 1
             self._peak = max(self._peak, self._active)
         try:
-            spec.load()
+            model.spec.load()
             loaded_at = time.perf_counter()
             if self.stopping.wait(per_request + per_input * n_inputs):
                 raise _ShutdownError
@@ -531,6 +563,111 @@ class OllamaAPI:
                 self._active -= 1
                 self._busy += time.perf_counter() - held
             slots.release()
+            self._keep_loaded(model, keep_alive)
+
+    # ----- chat and generate --------------------------------------------------------------
+
+    def _chat(self, body: bytes) -> Response:
+        return self._complete("chat", body)
+
+    def _generate(self, body: bytes) -> Response:
+        return self._complete("generate", body)
+
+    def _complete(self, route: Route, body: bytes) -> Response:
+        """ChatHandler / GenerateHandler: the checks in Ollama's order, then the answer."""
+        started = time.perf_counter()
+        turn: Turn | None = None
+        try:
+            turn = decode_turn(route, body)
+        except DecodeError as err:
+            decode_error = err
+        sent = turn.model if turn is not None else ""
+        model = self._installed(sent) if sent else None
+        failure = self._arrive(model, turn.texts() if turn is not None else [])
+        if failure is not None:
+            return failure
+        if turn is None:
+            raise _RequestError(400, str(decode_error))
+        if not 0 <= turn.top_logprobs <= 20:
+            raise _RequestError(400, TOP_LOGPROBS_MESSAGE)
+        if not sent and route == "chat":
+            raise _RequestError(400, "model is required")
+        if model is None:  # generate reports a missing name as "model '' not found"
+            raise _RequestError(404, NOT_FOUND_MESSAGE.format(model=sent))
+        if turn.empty and turn.keep_alive == 0:
+            self._keep_loaded(model, 0.0)
+            return _json(200, self._answer(turn, [], {"done_reason": "unload"})[-1])
+        spec = model.spec
+        refused = refusal(turn, spec.capabilities, qualified_name(model.name))
+        if refused is not None:
+            raise _RequestError(400, refused)
+        if not isinstance(spec, ExtractiveChatModel):  # a spec claiming completion it cannot do
+            raise _RequestError(400, f'"{sent}" does not support {route}')
+        chat_spec = spec  # narrowed for work()
+
+        def work() -> Completion | None:
+            if turn.empty:
+                return None
+            error = format_error(turn.format)
+            if error is not None:  # the runner refuses it once the model is loaded
+                raise _RequestError(500, error)
+            return complete(chat_spec, turn)
+
+        done, loaded_at = self._hold_slot(model, turn.keep_alive, 1, work)
+        if done is None:
+            return _json(200, self._answer(turn, [], {"done_reason": "load"})[-1])
+        final: dict[str, Any] = {"done_reason": done.done_reason}
+        if route == "generate" and done.context:
+            final["context"] = done.context
+        metrics = {
+            "total_duration": _ns(time.perf_counter() - started),
+            "load_duration": _ns(loaded_at - started),
+            "prompt_eval_count": done.prompt_tokens,
+            "prompt_eval_duration": _ns(done.prompt_seconds),
+            "eval_count": len(done.pieces),
+            "eval_duration": _ns(done.eval_seconds),
+        }
+        lines = self._answer(turn, done.pieces, {**final, **_omit_zero(metrics)})
+        if not turn.stream:
+            return _json(200, merged(turn, lines))
+        return Response(200, content_type=NDJSON, chunks=(json_bytes(x) + b"\n" for x in lines))
+
+    @staticmethod
+    def _answer(turn: Turn, pieces: list[str], final: dict[str, Any]) -> list[dict[str, Any]]:
+        return records(turn, pieces, final, created_at=go_time(datetime.now(timezone.utc)))
+
+    # ----- loaded models (keep_alive) -----------------------------------------------------
+
+    def _keep_loaded(self, model: _Model, keep_alive: float | None) -> None:
+        """The model stays loaded ``keep_alive`` seconds after a request (0: unloaded now)."""
+        seconds = KEEP_ALIVE_DEFAULT if keep_alive is None else keep_alive
+        until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        with self._lock:
+            self._loaded[model.name] = until
+
+    def _ps(self, body: bytes) -> Response:
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            loaded = [
+                (self._models[name.lower()], until)
+                for name, until in self._loaded.items()
+                if until > now and self._models[name.lower()].installed
+            ]
+        loaded.sort(key=lambda entry: entry[1], reverse=True)  # longest remaining first
+        entries = [
+            {
+                "name": m.name,
+                "model": m.name,
+                "size": m.spec.size,
+                "digest": m.digest,
+                "details": _details(m.spec),
+                "expires_at": go_time(until),
+                "size_vram": 0,  # a CPU server
+                "context_length": m.spec.context_length,
+            }
+            for m, until in loaded
+        ]
+        return _json(200, {"models": entries})
 
     # ----- pull ---------------------------------------------------------------------------
 

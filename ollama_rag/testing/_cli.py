@@ -9,8 +9,9 @@ import threading
 from types import FrameType
 
 from ollama_rag.testing._models import (
+    CHAT_DEFAULTS,
     HASH_DEFAULTS,
-    ChatOnlyModel,
+    ExtractiveChatModel,
     HashEmbeddingModel,
     ModelSpec,
     MultilingualUSEModel,
@@ -22,7 +23,7 @@ __all__ = ["SPEC_GRAMMAR", "parse_model_spec", "run_server"]
 
 SPEC_GRAMMAR = (
     "NAME=hash:DIM[:CONTEXT[:SEED]], NAME=use[:CONTEXT], NAME=chat[:CONTEXT], "
-    "or a default model: use-multilingual, hash-1024, hash-768"
+    "or a default model: use-multilingual, hash-1024, hash-768, qwen2.5"
 )
 
 
@@ -41,8 +42,9 @@ def parse_model_spec(text: str) -> tuple[str, ModelSpec]:
     """Parse one ``--model`` value of ``ollama-rag serve-local``.
 
     Grammar: ``NAME=hash:DIM[:CONTEXT[:SEED]]``, ``NAME=use[:CONTEXT]``,
-    ``NAME=chat[:CONTEXT]``, or the bare name of a default model (``use-multilingual``,
-    ``hash-1024``, ``hash-768``). A hash model without SEED gets one derived from NAME.
+    ``NAME=chat[:CONTEXT]`` (an :class:`ExtractiveChatModel`), or the bare name of a default
+    model (``use-multilingual``, ``hash-1024``, ``hash-768``, ``qwen2.5``). A hash model without
+    SEED gets one derived from NAME.
 
     >>> name, spec = parse_model_spec("bge-m3=hash:1024:8192")
     >>> name, spec.dimension, spec.context_length
@@ -58,8 +60,9 @@ def parse_model_spec(text: str) -> tuple[str, ModelSpec]:
     if not sep:
         if name == "use-multilingual":
             return name, MultilingualUSEModel()
-        if name in HASH_DEFAULTS:
-            return name, HASH_DEFAULTS[name]
+        defaults = {**HASH_DEFAULTS, **CHAT_DEFAULTS}
+        if name in defaults:
+            return name, defaults[name]
         msg = f"invalid model spec {text!r}: expected {SPEC_GRAMMAR}"
         raise ValueError(msg)
     if not name or any(c.isspace() for c in name):
@@ -76,7 +79,7 @@ def parse_model_spec(text: str) -> tuple[str, ModelSpec]:
         return name, MultilingualUSEModel(context_length=context)
     if head == "chat" and len(args) <= 1:
         context = _int(text, "CONTEXT", args[0], 3) if args else 131072
-        return name, ChatOnlyModel(context_length=context)
+        return name, ExtractiveChatModel(context_length=context)
     msg = f"invalid model spec {text!r}: expected {SPEC_GRAMMAR}"
     raise ValueError(msg)
 
@@ -84,7 +87,7 @@ def parse_model_spec(text: str) -> tuple[str, ModelSpec]:
 def run_server(*, host: str, port: int, model_specs: list[str]) -> None:
     """Serve until SIGINT or SIGTERM; what ``ollama-rag serve-local`` runs.
 
-    Prints one line, e.g. ``LocalOllama serving hash-1024, hash-768 on
+    Prints one line, e.g. ``LocalOllama serving hash-1024, hash-768, qwen2.5 on
     http://127.0.0.1:11434 (Ctrl-C to stop)``, with the real port when ``port`` is 0.
 
     Args:

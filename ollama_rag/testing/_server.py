@@ -162,8 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
 class LocalOllama:
     """A real HTTP server speaking Ollama's API, for tests, CI and demos without Ollama.
 
-    Point the official ``ollama`` client or ``langchain_ollama.OllamaEmbeddings`` at
-    :attr:`url`; routes, bodies, status codes and error texts follow Ollama's.
+    Point the official ``ollama`` client, ``langchain_ollama.OllamaEmbeddings`` or
+    ``ChatOllama`` at :attr:`url`; routes, bodies, status codes and error texts follow Ollama's.
 
     Example:
         >>> from ollama_rag.testing import HashEmbeddingModel, LocalOllama
@@ -173,7 +173,7 @@ class LocalOllama:
 
     Args:
         models: Model name -> spec (:class:`HashEmbeddingModel`, :class:`MultilingualUSEModel`,
-            :class:`ChatOnlyModel`). Names may carry a tag; without one ``:latest`` is
+            :class:`ExtractiveChatModel`). Names may carry a tag; without one ``:latest`` is
             implied. ``None`` serves :func:`default_models`.
         host: Address to bind.
         port: Port to bind; 0 picks a free one.
@@ -322,7 +322,7 @@ class LocalOllama:
     # ----- test hooks ---------------------------------------------------------------------
 
     def request_count(self, model: str) -> int:
-        """Requests to ``/api/embed`` and ``/api/embeddings`` naming ``model``.
+        """Requests naming ``model`` to a model route (embed, embeddings, chat, generate).
 
         Every request counts, whether it succeeded, failed validation or got an injected
         failure; ``bge-m3`` and ``bge-m3:latest`` are the same model.
@@ -336,6 +336,8 @@ class LocalOllama:
         """A copy of every input text sent to ``model``, in order, exactly as decoded.
 
         Texts are recorded before truncation; ``input: ""`` (no input for Ollama) records none.
+        For ``/api/chat`` each non-empty message content is one text; for ``/api/generate``
+        ``system`` and ``prompt`` are.
         """
         return self._api.received(model)
 
@@ -363,7 +365,8 @@ class LocalOllama:
 
         An embedding request holds one of ``slots`` compute slots (Ollama loads embedding
         models with parallel=1, hence the default) for ``per_request + per_input * inputs``
-        seconds plus the real compute; other requests queue for a slot.
+        seconds plus the real compute; other requests queue for a slot. A chat or generate
+        request holds a slot like an embedding request of one input, then streams its answer.
 
         Raises:
             ValueError: For negative delays or fewer than 1 slot.
@@ -371,10 +374,11 @@ class LocalOllama:
         self._api.set_delay(per_request=per_request, per_input=per_input, slots=slots)
 
     def fail_next(self, n: int = 1, status: Failure = 500) -> None:
-        """Make the next ``n`` requests to ``/api/embed`` or ``/api/embeddings`` fail.
+        """Make the next ``n`` requests to a model route fail.
 
-        Only those two routes consume failures (``/api/tags``, ``/api/show`` and
-        ``/api/pull`` are unaffected), whatever the request contains. Calls queue up.
+        Only ``/api/embed``, ``/api/embeddings``, ``/api/chat`` and ``/api/generate`` consume
+        failures (``/api/tags``, ``/api/show``, ``/api/ps`` and ``/api/pull`` are unaffected),
+        whatever the request contains. Calls queue up.
 
         Args:
             n: How many requests fail.
@@ -394,12 +398,12 @@ class LocalOllama:
 
     @property
     def busy_seconds(self) -> float:
-        """Total seconds embedding requests held a compute slot (for throughput figures)."""
+        """Total seconds model requests held a compute slot (for throughput figures)."""
         return self._api.busy_seconds
 
     @property
     def peak_concurrency(self) -> int:
-        """Most embedding requests holding a slot at once since the last reset."""
+        """Most model requests holding a slot at once since the last reset."""
         return self._api.peak_concurrency
 
     def __repr__(self) -> str:

@@ -22,6 +22,8 @@ __all__ = [
     "json_bytes",
     "json_bytes_float32",
     "parse_keep_alive",
+    "qualified_name",
+    "unmarshal_error",
 ]
 
 _REGISTRY = "registry.ollama.ai"
@@ -53,6 +55,17 @@ def canonical_name(name: str) -> str:
     if len(parts) == 2 and parts[0].lower() == "library":
         parts = parts[1:]
     return "/".join(parts) + ":" + (tag if sep and tag else "latest")
+
+
+def qualified_name(canonical: str) -> str:
+    """The full name Ollama puts in capability errors (``registry.ollama.ai/library/x:latest``).
+
+    >>> qualified_name("qwen2.5:latest"), qualified_name("me/custom:latest")
+    ('registry.ollama.ai/library/qwen2.5:latest', 'registry.ollama.ai/me/custom:latest')
+    """
+    parts = canonical.split("/")
+    prefix = [_REGISTRY, "library"][: 3 - len(parts)] if len(parts) < 3 else []
+    return "/".join([*prefix, *parts])
 
 
 def display_name(name: str) -> str:
@@ -134,13 +147,19 @@ def _field_error(struct: str, field: str, value: Any, go_type: str) -> str | Non
     }[go_type]
     if ok:
         return None
+    return unmarshal_error(value, f"Go struct field {struct}.{field} of type {_GO_TYPES[go_type]}")
+
+
+def unmarshal_error(value: Any, target: str) -> str:
+    """Go's text for a JSON ``value`` of the wrong type for ``target``.
+
+    >>> unmarshal_error("x", "Go struct field ChatRequest.messages of type []api.Message")
+    'json: cannot unmarshal string into Go struct field ChatRequest.messages of type []api.Message'
+    """
     kind = _json_kind(value)
-    if go_type == "int" and isinstance(value, float):
+    if isinstance(value, float) and target.endswith(" int"):
         kind = f"number {value!r}"  # Go quotes the literal when a float misses an int field
-    return (
-        f"json: cannot unmarshal {kind} into Go struct field "
-        f"{struct}.{field} of type {_GO_TYPES[go_type]}"
-    )
+    return f"json: cannot unmarshal {kind} into {target}"
 
 
 def decode_body(body: bytes, struct: str, fields: Mapping[str, str]) -> dict[str, Any]:
@@ -169,8 +188,7 @@ def decode_body(body: bytes, struct: str, fields: Mapping[str, str]) -> dict[str
         msg = f"invalid character {text[err.pos]!r} looking for beginning of value"
         raise DecodeError(msg) from err
     if not isinstance(payload, dict):
-        msg = f"json: cannot unmarshal {_json_kind(payload)} into Go value of type api.{struct}"
-        raise DecodeError(msg)
+        raise DecodeError(unmarshal_error(payload, f"Go value of type api.{struct}"))
     for key, value in payload.items():
         go_type = fields.get(key)
         if go_type is None or value is None:
