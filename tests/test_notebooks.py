@@ -75,6 +75,41 @@ EXPECTED: dict[str, Expect] = {
         mime=("image/png",),
         progress=True,
     ),
+    # qwen2.5 is LocalOllama's ExtractiveChatModel: each answer quotes the best-matching sentence
+    # of what was retrieved, with its label, so a wrong retrieval or a lost citation changes it.
+    "chat_app.ipynb": Expect(
+        parameters='MODEL = "use-multilingual"\nCHAT_MODEL = "qwen2.5"',
+        html=(
+            "<caption>SearchResults: 3 results</caption>",
+            "ja_fuji.md",
+            "<caption>Sources of the answer</caption>",
+            "ja_railways.md",
+            "✓",  # the answer cites [1]
+        ),
+        text=(
+            "→ 最後の大きな噴火は1707年の「宝永大噴火」で、このときは江戸の町にも火山灰が"
+            "降り積もったという記録が残っている。[ja_fuji.md]\n",
+            "→ 唐代的陆羽走访了许多产茶地区，写成了世界上第一部茶学专著《茶经》，"
+            "系统地记录了茶树的种植、茶叶的采制以及煮茶和饮茶的方法。[zh_tea.md]\n",
+            "qwen2.5:latest",  # both models loaded (ollama ps)
+            "use-multilingual:latest",
+            "因此黄河的水总是浑浊发黄，它也是世界上含沙量最大的河流之一。[zh_rivers.md]\n"
+            "(40 pieces)",  # streamed, one token at a time
+            "東京の新橋と横浜のあいだ約29キロを蒸気機関車が結んだ。[1]\n",
+            # the follow-ups, read with the history: Mount Fuji only
+            "A: こうした歴史が評価され、富士山は2013年に「富士山―信仰の対象と芸術の源泉」として"
+            "ユネスコの世界文化遺産（World Heritage）に登録された。[ja_fuji.md]\n",
+            "A: 一般の人が登れるのは、山小屋が営業する7月上旬から9月上旬ごろまでの約2か月に"
+            "限られる。[ja_fuji.md]\n",
+            "6 messages of history",
+            # the same follow-up alone: Mount Fuji and washoku
+            "に登録された。[ja_fuji.md] 2013年12月、「和食；日本人の伝統的な食文化」が"
+            "ユネスコの無形文化遺産に登録された。[ja_washoku.md]\n",
+            "长江全长约6300公里，是中国第一长河，也是亚洲最长的河流，在世界上仅次于尼罗河和"
+            "亚马孙河，位居第三。[zh_rivers.md]\n",  # astream
+            "I don't know: the context does not say.",  # what the documents do not answer
+        ),
+    ),
 }
 
 
