@@ -13,7 +13,7 @@ from ollama_rag import sqlite_compat
 sqlite_compat.ensure_from_env()
 
 from ollama_rag._version import __version__  # noqa: E402
-from ollama_rag.chat import DEFAULT_PROMPT, format_docs, rag_chain  # noqa: E402
+from ollama_rag.chat import CHAT_PROMPT, DEFAULT_PROMPT, chat_chain, format_docs, rag_chain  # noqa: E402
 from ollama_rag.doctor import DoctorReport, doctor  # noqa: E402
 from ollama_rag.errors import (  # noqa: E402
     ConfigError,
@@ -48,6 +48,7 @@ from ollama_rag.search import SearchResults  # noqa: E402
 from ollama_rag.splitting import CJKTextSplitter  # noqa: E402
 
 __all__ = [
+    "CHAT_PROMPT",
     "DEFAULT_PROMPT",
     "CJKTextSplitter",
     "ConfigError",
@@ -80,6 +81,7 @@ __all__ = [
     "SearchResults",
     "SqliteCompatError",
     "__version__",
+    "chat_chain",
     "doctor",
     "ensure_model",
     "format_docs",

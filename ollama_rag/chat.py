@@ -18,13 +18,27 @@ from typing import Any, Literal
 
 from langchain_core.documents import Document
 from langchain_core.language_models import LanguageModelLike
+from langchain_core.messages import HumanMessage
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, MessagesPlaceholder
+from langchain_core.runnables import (
+    Runnable,
+    RunnableLambda,
+    RunnableParallel,
+    RunnablePassthrough,
+)
 
 from ollama_rag.errors import ConfigError
 
-__all__ = ["DEFAULT_PROMPT", "NO_CONTEXT", "Citations", "format_docs", "rag_chain"]
+__all__ = [
+    "CHAT_PROMPT",
+    "DEFAULT_PROMPT",
+    "NO_CONTEXT",
+    "Citations",
+    "chat_chain",
+    "format_docs",
+    "rag_chain",
+]
 
 Citations = Literal["source", "number"]
 
@@ -46,6 +60,16 @@ DEFAULT_PROMPT = ChatPromptTemplate.from_messages(
 )
 """The prompt :func:`rag_chain` uses: a system message with the passages, the question as the
 human message. Its variables are ``context`` (from :func:`format_docs`) and ``question``."""
+
+CHAT_PROMPT = ChatPromptTemplate.from_messages(
+    [
+        DEFAULT_PROMPT.messages[0],
+        MessagesPlaceholder("history", optional=True),
+        DEFAULT_PROMPT.messages[1],
+    ]
+)
+"""The prompt :func:`chat_chain` uses: :data:`DEFAULT_PROMPT` with the conversation so far
+(``history``, a list of messages) between the instructions and the question."""
 
 # A blank line ends a passage (for the model, and for a reader of the prompt): blank lines
 # inside a document are folded so each document stays one passage.
@@ -126,17 +150,78 @@ def rag_chain(
         ConfigError: For another ``citations`` (a ValueError).
     """
     _check(citations)
+    # The documents are kept in the output (assign passes them through) beside the answer.
+    found = RunnableParallel(question=RunnablePassthrough(), context=retriever)
+    return _answering(found, llm, prompt or DEFAULT_PROMPT, citations, with_sources)
 
-    def context(docs: list[Document]) -> str:
+
+def chat_chain(
+    retriever: Runnable[str, list[Document]],
+    llm: LanguageModelLike,
+    *,
+    prompt: BasePromptTemplate[Any] | None = None,
+    citations: Citations = "source",
+    with_sources: bool = False,
+    search_turns: int = 1,
+) -> Runnable[dict[str, Any], Any]:
+    """:func:`rag_chain` for a conversation: the earlier turns go into the prompt as messages.
+
+    The input is ``{"question": str, "history": [HumanMessage, AIMessage, ...]}``; the caller
+    keeps the history (append the question and the answer after each turn). The prompt is
+    :data:`CHAT_PROMPT`, :data:`DEFAULT_PROMPT` with a ``MessagesPlaceholder("history")``
+    between the system message and the question. A follow-up question often leaves out what it
+    is about ("when was it built?"), so the retriever searches for the last ``search_turns``
+    questions of the history and this one together.
+
+    Args:
+        retriever: Question -> documents, e.g. ``RagIndex.as_retriever()``.
+        llm: The chat model, e.g. ``ChatOllama(model="qwen2.5")``.
+        prompt: A prompt with ``context``, ``question`` and ``history`` variables;
+            :data:`CHAT_PROMPT` when not given.
+        citations: How passages are labelled (see :func:`format_docs`).
+        with_sources: Return the input with ``context`` (the retrieved documents) and
+            ``answer`` added, instead of the answer alone.
+        search_turns: How many earlier questions the retriever searches with (0: this one only).
+
+    Returns:
+        A runnable from ``{"question", "history"}`` to the answer (``str``), or to the dict
+        above.
+
+    Raises:
+        ConfigError: For another ``citations``, or a negative ``search_turns``.
+    """
+    _check(citations)
+    if search_turns < 0:
+        msg = f"search_turns must be 0 or more, got {search_turns}"
+        raise ConfigError(msg)
+
+    def search_text(inputs: dict[str, Any]) -> str:
+        asked = [m.content for m in inputs.get("history", ()) if isinstance(m, HumanMessage)]
+        earlier = [str(text) for text in asked[len(asked) - search_turns :]] if search_turns else []
+        return " ".join([*earlier, inputs["question"]])
+
+    found = RunnablePassthrough.assign(context=RunnableLambda(search_text) | retriever)
+    return _answering(found, llm, prompt or CHAT_PROMPT, citations, with_sources)
+
+
+def _answering(
+    found: Runnable[Any, dict[str, Any]],
+    llm: LanguageModelLike,
+    prompt: BasePromptTemplate[Any],
+    citations: Citations,
+    with_sources: bool,
+) -> Runnable[Any, Any]:
+    """``found`` (a dict holding the retrieved ``context``) -> passages -> prompt -> answer."""
+
+    def labelled(docs: list[Document]) -> str:
         return format_docs(docs, citations=citations)
 
-    answer = (prompt or DEFAULT_PROMPT) | llm | StrOutputParser()
-    if not with_sources:
-        return {"context": retriever | context, "question": RunnablePassthrough()} | answer
-    labelled = {
-        "context": itemgetter("context") | RunnableLambda(context),
-        "question": itemgetter("question"),
-    }
-    # The documents are kept in the output (assign passes them through) beside the answer.
-    found = {"question": RunnablePassthrough(), "context": retriever}
-    return found | RunnablePassthrough.assign(answer=labelled | answer)
+    answer = (
+        RunnablePassthrough.assign(context=itemgetter("context") | RunnableLambda(labelled))
+        | prompt
+        | llm
+        | StrOutputParser()
+    )
+    if with_sources:
+        return found | RunnablePassthrough.assign(answer=answer)
+    return found | answer

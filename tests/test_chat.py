@@ -11,10 +11,20 @@ from typing import Any
 import ollama
 import pytest
 from langchain_core.documents import Document
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnableLambda
 from langchain_ollama import ChatOllama
 
-from ollama_rag import DEFAULT_PROMPT, RagIndex, format_docs, rag_chain
+from ollama_rag import (
+    CHAT_PROMPT,
+    DEFAULT_PROMPT,
+    ConfigError,
+    RagIndex,
+    chat_chain,
+    format_docs,
+    rag_chain,
+)
 from ollama_rag import chat as chat_module
 from ollama_rag.chat import NO_CONTEXT
 from ollama_rag.testing import NO_ANSWER, LocalOllama
@@ -153,3 +163,58 @@ def test_default_prompt_takes_context_and_question() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(chat_module).failed == 0
+
+
+def test_chat_chain_sends_the_history_and_searches_with_the_last_question(
+    index: RagIndex, llm: ChatOllama, ollama: LocalOllama
+) -> None:
+    searched: list[str] = []
+    retriever = index.as_retriever(search_kwargs={"k": 1})
+    spy = RunnableLambda(lambda text: searched.append(text) or text) | retriever
+    chain = chat_chain(spy, llm)
+    history: list[BaseMessage] = []
+    for question in ["日本で一番高い山は？", "標高は何メートル？"]:
+        answer = chain.invoke({"question": question, "history": history})
+        history += [HumanMessage(question), AIMessage(answer)]
+    assert searched == ["日本で一番高い山は？", "日本で一番高い山は？ 標高は何メートル？"]
+    assert history[1].content == "富士山は日本で一番高い山です。[fuji.md]"
+    assert history[3].content == "標高は3776メートルです。[fuji.md]"
+    # The model read the first turn as messages between the passages and the new question.
+    system, first_q, first_a, second_q = ollama.received("qwen2.5")[-4:]
+    assert system.startswith("Answer the question using only the passages below.")
+    assert (first_q, first_a, second_q) == (
+        "日本で一番高い山は？",
+        "富士山は日本で一番高い山です。[fuji.md]",
+        "標高は何メートル？",
+    )
+
+
+def test_chat_chain_search_turns_and_sources(index: RagIndex, llm: ChatOllama) -> None:
+    searched: list[str] = []
+    spy = RunnableLambda(lambda text: searched.append(text) or text) | index.as_retriever()
+    history: list[BaseMessage] = [HumanMessage("a"), AIMessage("x"), HumanMessage("b")]
+    chat_chain(spy, llm, search_turns=0).invoke({"question": "c", "history": history})
+    chat_chain(spy, llm, search_turns=2).invoke({"question": "c", "history": history})
+    chat_chain(spy, llm).invoke({"question": "c"})  # no history at all
+    assert searched == ["c", "a b c", "c"]
+    result = chat_chain(index.as_retriever(search_kwargs={"k": 2}), llm, with_sources=True).invoke(
+        {"question": "中国最长的河流是哪条？", "history": []}
+    )
+    assert set(result) == {"question", "history", "context", "answer"}
+    assert result["context"][0].metadata["source"] == "yangtze.md"
+    assert result["answer"].endswith("[yangtze.md]")
+    with pytest.raises(ConfigError, match="search_turns must be 0 or more"):
+        chat_chain(index.as_retriever(), llm, search_turns=-1)
+
+
+def test_chat_prompt_is_the_default_prompt_with_a_history() -> None:
+    assert set(CHAT_PROMPT.input_variables) == {"context", "question"}
+    assert CHAT_PROMPT.optional_variables == ["history"]
+    messages = CHAT_PROMPT.format_messages(
+        context="[a.md] x", question="q?", history=[HumanMessage("h"), AIMessage("a")]
+    )
+    assert [m.type for m in messages] == ["system", "human", "ai", "human"]
+    assert (
+        messages[0].content
+        == DEFAULT_PROMPT.format_messages(context="[a.md] x", question="")[0].content
+    )

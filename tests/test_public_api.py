@@ -6,6 +6,7 @@ import ollama_rag
 import ollama_rag.testing
 
 EXPECTED = [
+    "CHAT_PROMPT",
     "DEFAULT_PROMPT",
     "CJKTextSplitter",
     "ConfigError",
@@ -38,6 +39,7 @@ EXPECTED = [
     "SearchResults",
     "SqliteCompatError",
     "__version__",
+    "chat_chain",
     "doctor",
     "ensure_model",
     "format_docs",
