@@ -8,13 +8,15 @@ model change is carried out by ``migration.py``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.documents import Document
@@ -59,8 +61,12 @@ from ollama_rag.storage.hybrid import HybridStore
 
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
+    from typing_extensions import Unpack
 
     from ollama_rag.evaluation import EvaluationResult, LabelledQuestion
+    from ollama_rag.ingest.documents import SourceDocuments
+    from ollama_rag.ollama import LoopClients
+    from ollama_rag.search import MMROptions, SearchOptions
     from ollama_rag.storage.base import ChunkStore
     from ollama_rag.storage.chroma import ChromaClient
 
@@ -71,6 +77,8 @@ log = logging.getLogger(__name__)
 # Jobs this large get progress bars unless progress=False.
 AUTO_PROGRESS_FILES = 20
 AUTO_PROGRESS_CHUNKS = 1000
+# How often an async write waiting for another write checks whether it was cancelled (seconds).
+LOCK_POLL = 0.05
 
 
 def _part_splitter(size: int) -> CJKTextSplitter:
@@ -123,6 +131,12 @@ class RagIndex:
 
             for doc in index.search("日本で一番高い山は？", k=4):
                 print(doc.metadata["score"], doc.metadata["source"], doc.page_content)
+
+    Async:
+        .. code-block:: python
+
+            await index.aadd_texts(["富士山は日本で一番高い山です。"], source="notes.txt")
+            docs = await index.asearch("日本で一番高い山は？", k=4)
 
     Use as retriever:
         .. code-block:: python
@@ -478,6 +492,7 @@ class RagIndex:
         report: IngestReport | None = None,
         progress: Any = None,
         collect_ids: bool = True,
+        via: LoopClients | None = None,
     ) -> Pipeline:
         """Stream units through the pipeline into the store; record the write in the manifest."""
         pipeline = Pipeline(
@@ -487,6 +502,7 @@ class RagIndex:
             on_chunks=progress.add_chunks if progress is not None else None,
             report=report,
             collect_ids=collect_ids,
+            via=via,
         )
         try:
             pipeline.run(units)
@@ -495,20 +511,21 @@ class RagIndex:
                 self._touch(calibrate=False)  # the error is what the caller must see
             raise
         if pipeline.units_written:
-            self._touch()
+            self._touch(via=via)
         return pipeline
 
-    def _touch(self, *, calibrate: bool = True) -> None:
+    def _touch(self, *, calibrate: bool = True, via: LoopClients | None = None) -> None:
         """Record a write in the manifest; after a successful one, recalibrate if it is due.
 
         The calibration embeds up to ``CALIBRATION_QUERIES`` short pseudo-queries (one
         batched request per 64): about what embedding a tenth as many chunks costs, once
         each time the index doubles. When Ollama fails meanwhile, the old priors stay.
+        ``via``: embed through an event loop's async clients (after an async write).
         """
         self._manifest = self._manifest.touched()
         if calibrate and _calibration_due(self._manifest, self._store.count()):
             try:
-                calibrated = self.searcher.calibrate()
+                calibrated = self.searcher.calibrate(via=via)
             except OllamaError as err:
                 log.warning("hybrid search was not recalibrated: %s", err)
                 calibrated = None
@@ -577,12 +594,20 @@ class RagIndex:
         return self._add(plan_documents(documents), replace=replace)
 
     def _add(self, planned: list[Any], *, replace: bool) -> list[str]:
+        ids, sample = self._ingest(planned, replace=replace)
+        warn_if_english_only(self.model, " ".join(sample), stacklevel=3)
+        return ids
+
+    def _ingest(
+        self, planned: list[SourceDocuments], *, replace: bool, via: LoopClients | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Add planned sources; returns their chunk ids and a sample of their text."""
         self._live()
         total = sum(len(group.documents) for group in planned)
         show = total >= AUTO_PROGRESS_CHUNKS
         sample: list[str] = []
         with (
-            self._lock,
+            self._write_lock(via),
             self._store.doing("adding texts"),
             progress_bar(0, show, unit="chunk", chunks=True) as bar,
         ):
@@ -593,9 +618,8 @@ class RagIndex:
                         sample.extend(p.text for p in unit.pieces[:4])
                     yield unit
 
-            pipeline = self._run(units(), progress=bar)
-        warn_if_english_only(self.model, " ".join(sample), stacklevel=3)
-        return [cid for group in planned for cid in pipeline.ids.get(group.source, [])]
+            pipeline = self._run(units(), progress=bar, via=via)
+        return [cid for group in planned for cid in pipeline.ids.get(group.source, [])], sample
 
     def add_files(
         self,
@@ -937,3 +961,79 @@ class RagIndex:
             self._use(manifest, embedder)
             self._touch()  # a new model: hybrid search is measured again
             return report
+
+    # ------------------------------------------------------------------ async
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        source: str | None = None,
+    ) -> list[str]:
+        """:meth:`add_texts` for async callers: the same arguments, results and guarantees.
+
+        The texts are checked at once, on the event loop; reading, splitting and the store's
+        writes then run in a worker thread, and the chunks are embedded through Ollama's async
+        client on the running loop, with the sync path's batching, per-host concurrency,
+        retries and splitting of over-long chunks. Cancelling the awaiting task stops the
+        embedding at once; the sources already complete are written (whole) before
+        ``CancelledError`` is raised, and calling again resumes without re-embedding them.
+
+        An embedded (``path=``) Chroma holds the GIL for each write call, which pauses the
+        loop for that long, whichever thread writes (see docs/api.md, "Async").
+        """
+        return await self._aadd(plan_texts(texts, metadatas, source=source), replace=True)
+
+    async def aadd_documents(
+        self, documents: Iterable[Document], *, replace: bool = True
+    ) -> list[str]:
+        """:meth:`add_documents` for async callers (see :meth:`aadd_texts`)."""
+        return await self._aadd(plan_documents(documents), replace=replace)
+
+    async def _aadd(self, planned: list[SourceDocuments], *, replace: bool) -> list[str]:
+        self._live()
+        via = self.embeddings.loop_clients()
+        ids, sample = await via.run(
+            functools.partial(self._ingest, planned, replace=replace, via=via)
+        )
+        warn_if_english_only(self.model, " ".join(sample), stacklevel=3)
+        return ids
+
+    @contextlib.contextmanager
+    def _write_lock(self, via: LoopClients | None) -> Iterator[None]:
+        """The one-writer lock; an async write waiting for it gives up once cancelled."""
+        if via is None:
+            with self._lock:
+                yield
+            return
+        while not self._lock.acquire(timeout=LOCK_POLL):
+            via.check()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    async def asearch_with_scores(
+        self, query: str, k: int = 4, **options: Unpack[SearchOptions]
+    ) -> SearchResults[tuple[Document, float]]:
+        """:meth:`search_with_scores` for async callers: the same options and results.
+
+        The query is embedded through Ollama's async client; the store's reads (10-20 ms for a
+        hybrid search on an embedded Chroma) run in a worker thread (see docs/api.md, "Async").
+        """
+        self._live()
+        return await self.searcher.asearch_with_scores(query, k, **options)
+
+    async def asearch(
+        self, query: str, k: int = 4, **options: Unpack[SearchOptions]
+    ) -> SearchResults[Document]:
+        """:meth:`search` for async callers (see :meth:`asearch_with_scores`)."""
+        return SearchResults(doc for doc, _ in await self.asearch_with_scores(query, k, **options))
+
+    async def amax_marginal_relevance_search(
+        self, query: str, k: int = 4, **options: Unpack[MMROptions]
+    ) -> SearchResults[Document]:
+        """:meth:`max_marginal_relevance_search` for async callers (see :meth:`asearch`)."""
+        self._live()
+        return await self.searcher.amax_marginal_relevance_search(query, k, **options)

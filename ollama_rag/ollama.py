@@ -12,19 +12,22 @@ has the recorded dimension, and errors that name the fix instead of a bare ``Con
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import itertools
+import logging
 import os
 import queue
 import random
 import re
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "EmbeddingPool",
+    "LoopClients",
     "ModelInfo",
     "OllamaEmbedder",
     "canonical_model_name",
@@ -63,6 +67,9 @@ __all__ = [
     "resolve_base_url",
     "resolve_base_urls",
 ]
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434
@@ -445,8 +452,13 @@ class EmbeddingPool:
         self.timeout = timeout
         self.requests = 0
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], *, via: LoopClients | None = None) -> list[list[float]]:
         """Embed ``texts`` in one request, retrying retryable failures.
+
+        Args:
+            texts: The texts (prefixes applied).
+            via: Send the request through an event loop's async clients instead of this
+                thread's sync ones (see :class:`LoopClients`); slots and retries are the same.
 
         Raises:
             ContextLengthExceededError: An input is longer than the model's context.
@@ -466,9 +478,14 @@ class EmbeddingPool:
                 with self._count_lock:
                     self.requests += 1
                 with translate_errors(url, self.model, timeout=self.timeout):
-                    response = self._clients[url].embed(
-                        self.model, list(texts), truncate=False, **self.request
-                    )
+                    if via is None:
+                        response = self._clients[url].embed(
+                            self.model, list(texts), truncate=False, **self.request
+                        )
+                    else:
+                        response = via.embed(
+                            url, self.model, list(texts), truncate=False, **self.request
+                        )
                 return [list(v) for v in response.embeddings]
             except OllamaError as err:
                 retries = 0 if self._fail_fast.is_set() else self.retries
@@ -510,6 +527,100 @@ class EmbeddingPool:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()  # type: ignore[no-untyped-call]
+
+
+_CANCELLED_MESSAGE = "Embedding was cancelled (the task awaiting it was cancelled)"
+
+
+class LoopClients:
+    """The ``ollama.AsyncClient`` of each host on one event loop, for worker threads.
+
+    ``RagIndex.aadd_*`` runs the ingestion pipeline (reading, splitting, lookups, store writes,
+    none of which may block the event loop) in a worker thread, with the sync path's own
+    embedding threads; only their HTTP hop differs: each request is sent from here, on the
+    loop, through the async client of its host, while the thread that sent it waits for the
+    answer. Batching, per-host slots, retries with backoff and the splitting of over-long
+    inputs are therefore the sync path's code, unchanged (see :meth:`EmbeddingPool.embed`).
+
+    :meth:`cancel` aborts the requests in flight at once and fails every later one, which the
+    pipeline handles as a batch that failed for good: it writes what is finished and stops.
+
+    Args:
+        loop: The running event loop the clients belong to.
+        clients: The async client of each host, by base URL.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, clients: Mapping[str, ollama.AsyncClient]
+    ) -> None:
+        self.loop = loop
+        self._clients = dict(clients)
+        self._lock = threading.Lock()
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled
+
+    def check(self, url: str = "", model: str | None = None) -> None:
+        """Raise :class:`OllamaError` once cancelled (for waits that are not requests).
+
+        Raises:
+            OllamaError: :meth:`cancel` was called.
+        """
+        if self._cancelled:
+            raise OllamaError(_CANCELLED_MESSAGE, url=url, model=model)
+
+    def embed(self, url: str, model: str, texts: list[str], **request: Any) -> ollama.EmbedResponse:
+        """``AsyncClient.embed`` of ``url``'s host, run on the loop; this thread waits.
+
+        Raises:
+            OllamaError: Cancelled, before or during the request.
+        """
+        with self._lock:  # so that cancel() either sees this request or it never starts
+            self.check(url, model)
+            running = asyncio.run_coroutine_threadsafe(
+                self._clients[url].embed(model, texts, **request), self.loop
+            )
+            self._running.add(running)
+        try:
+            return running.result()
+        except concurrent.futures.CancelledError:
+            raise OllamaError(_CANCELLED_MESSAGE, url=url, model=model) from None
+        finally:
+            with self._lock:
+                self._running.discard(running)
+
+    def cancel(self) -> None:
+        """Abort the requests in flight and refuse new ones."""
+        with self._lock:
+            self._cancelled = True
+            running = list(self._running)
+        for future in running:
+            future.cancel()
+
+    async def run(self, call: Callable[[], _T]) -> _T:
+        """Await ``call`` (which embeds through these clients) run in a worker thread.
+
+        If the awaiting task is cancelled, the embedding is cancelled and ``call`` is waited
+        for (it writes what is finished, then stops) before ``CancelledError`` is raised: a
+        thread cannot be stopped from outside, and once this returns nothing of ``call`` is
+        still writing, so the index's write lock is free and its state is final.
+        """
+        done = asyncio.ensure_future(asyncio.to_thread(call))
+        try:
+            await asyncio.wait([done])  # unlike awaiting it, leaves ``done`` running if cancelled
+        except asyncio.CancelledError:
+            self.cancel()
+            while not done.done():
+                with contextlib.suppress(asyncio.CancelledError):  # asked again: still waiting
+                    await asyncio.wait([done])
+            if not done.cancelled() and done.exception() is not None:
+                log.debug("cancelled write ended with: %r", done.exception())
+            raise
+        return done.result()
 
 
 # LangChain's OllamaEmbeddings fields that configure its HTTP clients (used to build one client
@@ -776,14 +887,21 @@ class OllamaEmbedder(OllamaEmbeddings):
         ]
         return [vector for future in futures for vector in future.result()]
 
-    def embed_texts(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed_texts(
+        self, texts: Sequence[str], *, via: LoopClients | None = None
+    ) -> list[list[float]]:
         """Embed document texts in one request (document prefix applied), in this thread.
+
+        Args:
+            texts: The texts.
+            via: An event loop's async clients to send the request through (see
+                :class:`LoopClients`).
 
         Raises:
             ContextLengthExceededError: A text is longer than the model's context.
         """
         batch = [self.document_prefix + t for t in texts]
-        return self._check(self._pool.embed(batch), len(batch))
+        return self._check(self._pool.embed(batch, via=via), len(batch))
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, with the query prefix."""
@@ -791,8 +909,13 @@ class OllamaEmbedder(OllamaEmbeddings):
         with self._query_errors():
             return self._check(self._pool.embed([self.query_prefix + text]), 1)[0]
 
-    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed many search queries (query prefix applied), batches spread over the hosts."""
+    def embed_queries(
+        self, texts: Sequence[str], *, via: LoopClients | None = None
+    ) -> list[list[float]]:
+        """Embed many search queries (query prefix applied), batches spread over the hosts.
+
+        ``via``: an event loop's async clients to send the requests through.
+        """
         self._pool.resume()
         batches = [
             [self.query_prefix + t for t in texts[start : start + self.batch_size]]
@@ -800,7 +923,9 @@ class OllamaEmbedder(OllamaEmbeddings):
         ]
         with self._query_errors():
             futures = [
-                self._pool.executor.submit(lambda b: self._check(self._pool.embed(b), len(b)), b)
+                self._pool.executor.submit(
+                    lambda b: self._check(self._pool.embed(b, via=via), len(b)), b
+                )
                 for b in batches
             ]
             return [vector for future in futures for vector in future.result()]
@@ -821,6 +946,11 @@ class OllamaEmbedder(OllamaEmbeddings):
 
         results = await asyncio.gather(*(one(b) for b in batches))
         return [vector for vectors in results for vector in vectors]
+
+    def loop_clients(self) -> LoopClients:
+        """The running event loop's async clients, for worker threads to embed through."""
+        clients = dict(zip(self.urls, self._async_clients(), strict=True))
+        return LoopClients(asyncio.get_running_loop(), clients)
 
     async def aembed_query(self, text: str) -> list[float]:
         """Embed a search query natively async (no thread hop), with the query prefix."""

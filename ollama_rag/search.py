@@ -19,9 +19,10 @@ markers) is left out, and so is ``root`` (an absolute path on the indexing machi
 ``include_root=True``.
 
 ``RagIndex.search*`` and :class:`~ollama_rag.retriever.RagRetriever` both call it; every
-search has a native async twin (the query is embedded with Ollama's async client). Searches
-return a :class:`SearchResults`, a plain list that notebooks show as a table; the retriever's
-are plain lists.
+search has a native async twin (the query is embedded with Ollama's async client, and the
+sync search reads the store in a worker thread, off the event loop). Searches return a
+:class:`SearchResults`, a plain list that notebooks show as a table; the retriever's are
+plain lists.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 import numpy as np
 from langchain_core.documents import Document
@@ -57,7 +58,7 @@ from ollama_rag.storage.schema import (
 )
 
 if TYPE_CHECKING:
-    from ollama_rag.ollama import OllamaEmbedder
+    from ollama_rag.ollama import LoopClients, OllamaEmbedder
     from ollama_rag.storage.base import ChunkStore
 
 __all__ = [
@@ -66,6 +67,8 @@ __all__ = [
     "MODES",
     "SEARCH_KWARGS",
     "SEARCH_TYPES",
+    "MMROptions",
+    "SearchOptions",
     "SearchResults",
     "Searcher",
     "check_search",
@@ -86,6 +89,26 @@ SEARCH_KWARGS: Mapping[str, frozenset[str]] = {
     "similarity_score_threshold": _COMMON | {"score_threshold"},
 }
 """The keyword arguments each search type takes."""
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword options of every search, typed once for the async twins' ``**options``.
+
+    Each is described at ``RagIndex.search_with_scores``; an option left out takes the
+    default the sync method has.
+    """
+
+    filter: Mapping[str, Any] | None
+    where_document: Mapping[str, Any] | None
+    include_root: bool
+    mode: Literal["hybrid", "dense", "lexical"] | None
+
+
+class MMROptions(SearchOptions, total=False):
+    """:class:`SearchOptions` plus MMR's own (see ``RagIndex.max_marginal_relevance_search``)."""
+
+    fetch_k: int
+    lambda_mult: float
 
 
 def check_search(search_type: str, search_kwargs: Mapping[str, Any]) -> None:
@@ -446,12 +469,15 @@ class Searcher:
             found.append(_Found(hit, f.score, dense_score, lexical_score, side))
         return found
 
-    def calibrate(self, *, queries: int = CALIBRATION_QUERIES, seed: int = 0) -> Calibration | None:
+    def calibrate(
+        self, *, queries: int = CALIBRATION_QUERIES, seed: int = 0, via: LoopClients | None = None
+    ) -> Calibration | None:
         """Measure how reliable each side is on this index, with no labels.
 
         Pseudo-queries are made from the index's own chunks (a sentence with half of its
         characters dropped, see :func:`~ollama_rag.fusion.pseudo_queries`) and asked of each
         side alone; a side's MRR@10 at finding a chunk that holds the sentence sets its prior.
+        ``via``: embed them through an event loop's async clients (after an async write).
 
         Returns:
             The calibration, or None when the index is too small to measure
@@ -466,7 +492,7 @@ class Searcher:
         asked = pseudo_queries([(c.id, c.text) for c in chunks], count=queries, seed=seed)
         if len(asked) < MIN_CALIBRATION:
             return None
-        vectors = self.embeddings.embed_queries([q for q, _ in asked])
+        vectors = self.embeddings.embed_queries([q for q, _ in asked], via=via)
         dense = lexical = 0.0
         for (query, sentence), vector in zip(asked, vectors, strict=True):
             dense += _reciprocal_rank(self.store.query(vector, 10), sentence)
@@ -479,25 +505,10 @@ class Searcher:
     async def _asearch(self, query: str, plan: _Plan) -> list[_Scored]:
         _check_query(query)
         self.store.check_open()
-        args = plan.store_args
-        if plan.mode == "lexical":
-            wanted = await self.embeddings.aembed_query(query) if plan.embeds else None
-            hits = await self.store.alexical_query(query, plan.fetch, **args)
-            return plan.finish(wanted, _lexical_found(wanted, hits))
-        vector = await self.embeddings.aembed_query(query)
-        if plan.mode == "dense":
-            hits = await self.store.aquery(vector, plan.fetch, **args)
-            return plan.finish(vector, _dense_found(hits))
-        # In-process stores answer in about a millisecond, so the two sides run one after the
-        # other here (no thread hop); stores on a server hop to threads of their own.
-        n = max(plan.fetch, CANDIDATES)
-        filters = {"where": plan.filter, "where_document": plan.where_document}
-        ranked = await self.store.alexical_rank(query, n, **filters)
-        dense = await self.store.off_loop(functools.partial(self._dense_side, vector, n, plan))
-        found = await self.store.off_loop(
-            functools.partial(self._fused, query, vector, dense, ranked, plan.fetch)
-        )
-        return plan.finish(vector, found)
+        # Only the embedding differs from a sync search: Ollama's async client on the loop.
+        # The store's side is the sync search itself, in a worker thread (ChunkStore.off_loop).
+        vector = await self.embeddings.aembed_query(query) if plan.embeds else None
+        return await self.store.off_loop(functools.partial(self._search, query, plan, vector))
 
     def search_many(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ def complete_sources(index: RagIndex) -> set[str]:
     return {str(m["source"]) for m in firsts["metadatas"] if "complete_hash" in m}
 
 
-@pytest.mark.parametrize("entry", ["add_files", "add_texts"])
+@pytest.mark.parametrize("entry", ["add_files", "add_texts", "aadd_texts"])
 def test_a_batch_that_fails_for_good_keeps_the_work_of_the_others(
     tmp_path: Path, fresh_ollama: LocalOllama, entry: str
 ) -> None:
@@ -49,6 +50,8 @@ def test_a_batch_that_fails_for_good_keeps_the_work_of_the_others(
         def ingest() -> Any:
             if entry == "add_files":
                 return index.add_files(folder, progress=False)
+            if entry == "aadd_texts":
+                return asyncio.run(index.aadd_texts(texts))
             return index.add_texts(texts)
 
         fresh_ollama.fail_next(1, status=500)

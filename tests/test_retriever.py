@@ -81,20 +81,19 @@ def test_unknown_kwargs_are_refused_at_construction_and_per_call(texts_index: Ra
 
 
 def test_ainvoke_is_natively_async(texts_index: RagIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No thread hop: the sync embedding path and executors are never used by ainvoke."""
+    """The query is embedded with the async client: the sync embedding path is never used.
+
+    (The store is read in a worker thread, which keeps the loop free meanwhile; see
+    tests/test_async.py.)
+    """
 
     def no_sync(*_: object, **__: object) -> None:
         raise AssertionError("ainvoke used the synchronous embedding path")
 
     monkeypatch.setattr(OllamaEmbedder, "embed_query", no_sync)
+    monkeypatch.setattr(OllamaEmbedder, "embed_queries", no_sync)
 
     async def run() -> list[list[Document]]:
-        loop = asyncio.get_running_loop()
-
-        def no_executor(*_: object, **__: object) -> None:
-            raise AssertionError("ainvoke hopped to a thread")
-
-        monkeypatch.setattr(loop, "run_in_executor", no_executor)
         similarity = texts_index.as_retriever(search_kwargs={"k": 2})
         mmr = texts_index.as_retriever(search_type="mmr", search_kwargs={"k": 2})
         threshold = texts_index.as_retriever(

@@ -21,6 +21,11 @@ When a batch fails for good (after its retries), no new units are read, the batc
 queued are still tried once each, every unit they complete is written, and then the error is
 raised: work that succeeded is kept, and a re-run resumes from there. An interrupt (Ctrl-C)
 cancels what is queued at once and keeps only what is finished.
+
+The async entry points (``aadd_*``) run this same pipeline in a worker thread; only the HTTP hop
+of the embedding threads differs (``via``: :class:`~ollama_rag.ollama.LoopClients` sends each
+request through the event loop's async client). Cancelling the awaiting task fails the requests
+in flight and every later one at once, so a cancelled run ends as a failed batch does.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ from ollama_rag.storage.schema import (
 )
 
 if TYPE_CHECKING:
-    from ollama_rag.ollama import OllamaEmbedder
+    from ollama_rag.ollama import LoopClients, OllamaEmbedder
     from ollama_rag.splitting import CJKTextSplitter
 
 __all__ = ["Pipeline", "embed_pieces"]
@@ -84,24 +89,27 @@ def embed_pieces(
     embedder: OllamaEmbedder,
     splitter_factory: Callable[[int], CJKTextSplitter],
     pieces: list[Piece],
+    *,
+    via: LoopClients | None = None,
 ) -> list[list[tuple[Piece, Vector]]]:
     """Embed pieces; one list of (piece, vector) rows per input piece.
 
     A batch Ollama refuses as over-long is bisected to find the culprit, which is split in half
     at its best boundary and its parts embedded instead (recursively), so no text is cut.
+    ``via`` sends the requests through an event loop's async clients.
 
     Raises:
         ContextLengthExceededError: A piece of a few characters still exceeds the context.
     """
     try:
-        vectors = embedder.embed_texts([p.text for p in pieces])
+        vectors = embedder.embed_texts([p.text for p in pieces], via=via)
     except ContextLengthExceededError:
         if len(pieces) > 1:
             mid = len(pieces) // 2
-            return embed_pieces(embedder, splitter_factory, pieces[:mid]) + embed_pieces(
-                embedder, splitter_factory, pieces[mid:]
+            return embed_pieces(embedder, splitter_factory, pieces[:mid], via=via) + embed_pieces(
+                embedder, splitter_factory, pieces[mid:], via=via
             )
-        return [_split_and_embed(embedder, splitter_factory, pieces[0])]
+        return [_split_and_embed(embedder, splitter_factory, pieces[0], via)]
     return [
         [(piece, np.asarray(vector, dtype=np.float32))]
         for piece, vector in zip(pieces, vectors, strict=True)
@@ -109,7 +117,10 @@ def embed_pieces(
 
 
 def _split_and_embed(
-    embedder: OllamaEmbedder, splitter_factory: Callable[[int], CJKTextSplitter], piece: Piece
+    embedder: OllamaEmbedder,
+    splitter_factory: Callable[[int], CJKTextSplitter],
+    piece: Piece,
+    via: LoopClients | None,
 ) -> list[tuple[Piece, Vector]]:
     if len(piece.text) <= MIN_SPLIT_CHARS:
         msg = (
@@ -123,7 +134,7 @@ def _split_and_embed(
         Piece(text, piece.start + offset, piece.start + offset + len(text), piece.metadata)
         for offset, text in splitter.split_text_with_offsets(piece.text)
     ]
-    rows = embed_pieces(embedder, splitter_factory, parts)
+    rows = embed_pieces(embedder, splitter_factory, parts, via=via)
     return [row for part_rows in rows for row in part_rows]
 
 
@@ -246,6 +257,9 @@ class Pipeline:
         report: The report to add to (a new one by default).
         collect_ids: Keep each source's chunk ids in :attr:`ids` (off for large file jobs, so
             memory does not grow with the corpus).
+        via: Send the embedding requests through an event loop's async clients (the async
+            write path, which runs this pipeline in a worker thread; see
+            :class:`~ollama_rag.ollama.LoopClients`).
     """
 
     def __init__(
@@ -257,8 +271,10 @@ class Pipeline:
         on_chunks: Callable[[int], None] | None = None,
         report: IngestReport | None = None,
         collect_ids: bool = True,
+        via: LoopClients | None = None,
     ) -> None:
         self.store = store
+        self.via = via
         self.embedder = embedder
         self.splitter_factory = splitter_factory
         self.on_chunks = on_chunks
@@ -303,8 +319,8 @@ class Pipeline:
             group: list[_Job] = []
             group_chunks = 0
             for unit in units:
-                if self._failure is not None:
-                    break
+                if self._failure is not None or (self.via is not None and self.via.cancelled):
+                    break  # a cancelled async write reads no further, even with nothing to embed
                 group.append(_Job.of(unit))
                 group_chunks += len(unit.pieces)
                 # Sources are looked up in the store a group at a time (a few calls per group,
@@ -476,6 +492,7 @@ class Pipeline:
                     self.embedder,
                     self.splitter_factory,
                     [job.unit.pieces[i] for job, i in batch],
+                    via=self.via,
                 )
             except BaseException as err:  # handed to the reading thread, which raises it
                 rows = err

@@ -17,7 +17,8 @@ that answers by quoting its context (:class:`ExtractiveChatModel`, formerly
 ``ChatOnlyModel``), and has hooks for tests: request counts, received inputs,
 delays and compute slots, injected failures and digest changes. ``ollama-rag serve-local``
 runs it as a process (see :func:`run_server`). :func:`chroma_server` runs a real
-``chroma run`` for tests of server mode.
+``chroma run`` for tests of server mode. :func:`loop_stalls` measures how long awaited work
+keeps an event loop from running.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ollama_rag.testing._api import OLLAMA_VERSION
 from ollama_rag.testing._chroma import chroma_server
 from ollama_rag.testing._cli import parse_model_spec, run_server
 from ollama_rag.testing._extractive import NO_ANSWER
+from ollama_rag.testing._loop import LoopStalls, loop_stalls
 from ollama_rag.testing._models import (
     ChatOnlyModel,
     ExtractiveChatModel,
@@ -43,10 +45,12 @@ __all__ = [
     "ExtractiveChatModel",
     "HashEmbeddingModel",
     "LocalOllama",
+    "LoopStalls",
     "ModelSpec",
     "MultilingualUSEModel",
     "chroma_server",
     "default_models",
+    "loop_stalls",
     "parse_model_spec",
     "run_server",
 ]
