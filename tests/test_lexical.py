@@ -371,3 +371,43 @@ def test_a_chunk_only_the_lexical_side_found_is_read_and_scored(
         assert found.lexical == 7.5
         assert found.dense is not None
         assert -1.0 <= found.dense <= 1.0
+
+
+def test_snapshots_of_a_lexical_index_that_commits_meanwhile_open_and_answer(
+    tmp_path: Path, ollama: LocalOllama
+) -> None:
+    # Tantivy commits before a search and merges segments in its own threads, outside the write
+    # gate: a snapshot copying the folder meanwhile meets temporary files that vanish and
+    # meta.json files that change, and must still copy one consistent commit.
+    import threading
+
+    import tantivy
+
+    from ollama_rag.storage.lock import LEXICAL_DIR, snapshot
+
+    with RagIndex(tmp_path / "db", model="bge-m3", base_url=ollama.url) as index:
+        index.add_texts(["富士山は日本で一番高い山です。"], source="fuji")
+        assert index.search("富士山", k=1, mode="lexical")  # committed before the copies
+        stop = threading.Event()
+
+        def churn() -> None:
+            n = 0
+            while not stop.is_set():
+                index.add_texts([f"第{n}の文章です。" * 3], source=f"s{n % 7}")
+                index.search("文章", k=2, mode="lexical")  # commits the pending terms
+                n += 1
+
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            for _ in range(15):
+                copy = snapshot(tmp_path / "db")
+                try:
+                    (folder,) = [p for p in (copy / LEXICAL_DIR).iterdir() if p.is_dir()]
+                    searcher = tantivy.Index.open(str(folder)).searcher()
+                    assert searcher.num_docs >= 1
+                finally:
+                    shutil.rmtree(copy)
+        finally:
+            stop.set()
+            writer.join()

@@ -51,6 +51,7 @@ from ollama_rag.storage.base import (
     Vector,
     Where,
 )
+from ollama_rag.storage.lock import LEXICAL_DIR
 from ollama_rag.storage.schema import SOURCE, Metadata
 
 if TYPE_CHECKING:
@@ -65,7 +66,6 @@ __all__ = ["CACHE_ENV", "FILTER_FIRST", "LEXICAL_DIR", "HybridStore", "default_c
 
 _R = TypeVar("_R")
 
-LEXICAL_DIR = "lexical"
 CACHE_ENV = "OLLAMA_RAG_CACHE"
 _CATCH_UP_BATCH = 500
 # A filtered lexical search ranks this many candidates first, and 8 times more each round

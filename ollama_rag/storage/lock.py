@@ -42,6 +42,10 @@ OWNER_FILE = ".ollama-rag.owner"
 GATE_FILE = ".ollama-rag.gate"
 # How long a snapshot waits for a write call to finish (one call takes well under a second).
 SNAPSHOT_WAIT = 120.0
+LEXICAL_DIR = "lexical"
+"""The folder of an index directory that holds its lexical (Tantivy) index."""
+# A snapshot copies the lexical folder again while its commit changed during the copy.
+SETTLE_TRIES = 5
 
 
 def read_owner(directory: str | os.PathLike[str]) -> tuple[str, int | None]:
@@ -153,6 +157,35 @@ class WriteGate:
         self._lock.close()
 
 
+def _metas(folder: Path) -> dict[Path, bytes]:
+    """Every Tantivy ``meta.json`` under ``folder``: what an index's commit consists of."""
+    return {meta: meta.read_bytes() for meta in sorted(folder.rglob("meta.json"))}
+
+
+def _copy_present(source: str, target: str) -> None:
+    """``shutil.copy2``, except that a file deleted since the folder was listed is left out."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(source, target)
+
+
+def _copy_settled(folder: Path, target: Path) -> None:
+    """Copy the lexical index's folder, which changes outside the write gate.
+
+    Tantivy commits pending terms before a search and merges segments in background threads,
+    writing temporary files and deleting merged ones at any moment. Files its current
+    ``meta.json`` names are never deleted while it is current, so a copy during which no
+    ``meta.json`` changed holds a consistent index; files that vanish meanwhile were not part
+    of it. Otherwise copy again; after a few changing tries the copy is taken as it is (the
+    reader then checks it, and rebuilds it from the stored text if it cannot be read).
+    """
+    for _ in range(SETTLE_TRIES):
+        before = _metas(folder)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(folder, target, copy_function=_copy_present)
+        if _metas(folder) == before:
+            return
+
+
 def snapshot(directory: str | os.PathLike[str]) -> Path:
     """Copy an index directory between two of its writer's write calls; return the copy.
 
@@ -170,7 +203,9 @@ def snapshot(directory: str | os.PathLike[str]) -> Path:
             for entry in source.iterdir():
                 if entry.name.startswith(".ollama-rag."):
                     continue  # this process's own locks are made afresh in the copy
-                if entry.is_dir():
+                if entry.name == LEXICAL_DIR:
+                    _copy_settled(entry, target / entry.name)
+                elif entry.is_dir():
                     shutil.copytree(entry, target / entry.name)
                 else:
                     shutil.copy2(entry, target / entry.name)
