@@ -61,7 +61,10 @@ _SERVE_FIX: Final = (
     "ollama serve   (or point base_url= / --base-url / OLLAMA_HOST at a running Ollama)"
 )
 _UPGRADE_FIX: Final = "upgrade Ollama: https://ollama.com/download"
-_EMBEDDER_FIX: Final = f'ollama pull {DEFAULT_MODEL}, then use model="{DEFAULT_MODEL}"'
+# Doctor's fixes are shown by Python and by `ollama-rag doctor` alike, so they name both.
+_EMBEDDER_FIX: Final = (
+    f'ollama pull {DEFAULT_MODEL}, then use model="{DEFAULT_MODEL}" (--model {DEFAULT_MODEL})'
+)
 
 
 @dataclass(frozen=True)
@@ -429,7 +432,10 @@ def _check_index(directory: Path, server_models: set[str] | None) -> DoctorCheck
     from filelock import FileLock, Timeout
 
     if not (directory / "chroma.sqlite3").exists():
-        detail = f"no index in {directory} yet; RagIndex({str(directory)!r}, model=...) creates one"
+        detail = (
+            f"no index in {directory} yet; RagIndex({str(directory)!r}, model=...) "
+            f"(or ollama-rag index PATH --db {directory} --model MODEL) creates one"
+        )
         return DoctorCheck("index", None, detail)
     lock = FileLock(str(directory / LOCK_FILE), timeout=0, is_singleton=False)
     try:

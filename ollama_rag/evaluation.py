@@ -737,7 +737,7 @@ def _check_sources(
         shown = ", ".join(repr(s) for s in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         msg = (
             f"{len(unknown)} labelled source(s) are not in the index: {shown}. Write "
-            'each "source" exactly as search results show it in metadata["source"] (for '
-            "add_files, the path relative to the folder added), or index those files first"
+            'each "source" exactly as the index names it (the "source" of search results; '
+            "for files, the path relative to the folder added), or index those files first"
         )
         raise ConfigError(msg)

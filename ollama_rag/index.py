@@ -27,15 +27,20 @@ from ollama_rag.display import table
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
     REPAIR_FAILED_MESSAGE,
+    REPAIR_FAILED_PROBLEM,
     REPAIRED_MESSAGE,
+    REPAIRED_PROBLEM,
     ConfigError,
     EmbeddingModelMismatchError,
+    Explained,
+    Fix,
     IndexClosedError,
     IndexDamagedError,
     IndexNotFoundError,
     IndexRepairedWarning,
     OllamaError,
     RagIndexError,
+    index_not_found,
 )
 from ollama_rag.fusion import Calibration
 from ollama_rag.ingest.documents import plan_documents, plan_texts, units_of
@@ -58,6 +63,7 @@ from ollama_rag.search import MIN_CALIBRATION, Searcher, SearchResults, check_en
 from ollama_rag.splitting import CJKTextSplitter
 from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.hybrid import HybridStore
+from ollama_rag.storage.schema import public_metadata
 
 if TYPE_CHECKING:
     from langchain_core.vectorstores import VectorStore
@@ -67,7 +73,12 @@ if TYPE_CHECKING:
     from ollama_rag.ingest.documents import SourceDocuments
     from ollama_rag.ollama import LoopClients
     from ollama_rag.search import MMROptions, SearchOptions
-    from ollama_rag.storage.base import ChunkStore
+    from ollama_rag.storage.base import (
+        ChunkStore,
+        CollectionSummary,
+        SourceSummary,
+        StoredChunk,
+    )
     from ollama_rag.storage.chroma import ChromaClient
 
 __all__ = ["RagIndex"]
@@ -146,6 +157,9 @@ class RagIndex:
 
     Args:
         path: Directory of a persistent index (created if missing), or None for in-memory.
+            Opening a directory that holds no index without a ``model`` (or with
+            ``read_only=True`` or ``create=False``) raises :class:`IndexNotFoundError` and
+            creates nothing.
         model: Ollama embedding model. Needed to create an index; when opening one it must be
             the recorded model (or None to use it).
         embeddings: Your own configured ``langchain_ollama.OllamaEmbeddings`` instead of
@@ -175,7 +189,13 @@ class RagIndex:
             :class:`IndexReadOnlyError`. A directory is opened as a private snapshot taken
             between two write calls, so this works while another process is ingesting into
             it (which any other open would damage) and never blocks that process; it does
-            not see later writes until opened again. See docs/reliability.md.
+            not see later writes until opened again. Ollama is not asked about the model
+            until the first text is embedded (the guard then applies as on any open), so
+            reading chunks, sources and counts works while Ollama is down. See
+            docs/reliability.md.
+        create: False to open an existing index only: where there is none,
+            :class:`IndexNotFoundError` is raised (and nothing is written) even when a
+            ``model`` is given.
         pull: Pull the model (with a progress bar) if the server does not have it.
         on_mismatch: ``"error"`` (default) refuses a model that differs from the recorded one;
             ``"migrate"`` re-embeds the index with it instead (see :meth:`migrate`).
@@ -217,6 +237,7 @@ class RagIndex:
         client: ChromaClient | None = None,
         store: ChunkStore | None = None,
         read_only: bool = False,
+        create: bool = True,
         pull: bool = False,
         on_mismatch: Literal["error", "migrate"] = "error",
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -249,6 +270,7 @@ class RagIndex:
         self.base_url = self.base_urls[0]
         self._lock = threading.RLock()
         self.read_only = read_only
+        self._create = create and model is not None and not read_only
         if store is not None:
             if read_only:
                 msg = "read_only=True applies to Chroma (path= or client=), not to store="
@@ -256,16 +278,12 @@ class RagIndex:
             if path is not None or client is not None:
                 msg = "Pass store= alone: path= and client= choose a Chroma store"
                 raise ConfigError(msg)
-            vectors: ChunkStore = store
-        else:
-            vectors = ChromaStore.open(
-                path, client=client, collection=collection, read_only=read_only
-            )
+        if pull and model is not None:
+            self._pull(model)  # before anything is opened: a new index waits for its model
+        vectors = store if store is not None else self._open_chroma(path, client, collection, model)
         self._store = HybridStore(vectors, lexical_dir=lexical_dir)
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
-            if pull and model is not None:
-                self._pull(model)
             manifest, embedder, pending = self._open(
                 model,
                 analyzer=analyzer,
@@ -297,6 +315,36 @@ class RagIndex:
                 "expected_dimension": manifest.dimension,
             }
         return OllamaEmbedder.build(**{**self._settings, "model": model, **recorded})
+
+    def _open_chroma(
+        self,
+        path: str | os.PathLike[str] | None,
+        client: ChromaClient | None,
+        collection: str,
+        model: str | None,
+    ) -> ChromaStore:
+        """Open the Chroma store; a new directory only once Ollama has the model.
+
+        Creating an index writes Chroma's files at once, so a directory that holds none yet
+        is written only after the model was found: a failed create leaves the disk as it was.
+        """
+        if not self._create or path is None or client is not None or model is None:
+            return ChromaStore.open(
+                path,
+                client=client,
+                collection=collection,
+                read_only=self.read_only,
+                create=self._create,
+            )
+        try:
+            return ChromaStore.open(path, collection=collection, create=False)
+        except IndexNotFoundError:
+            probe = self._embedder(model)
+            try:
+                probe.probe()
+            finally:
+                probe.close()
+        return ChromaStore.open(path, collection=collection)
 
     def _pull(self, model: str) -> None:
         """Pull ``model`` on every host that lacks it, through the embedder's own clients."""
@@ -333,7 +381,14 @@ class RagIndex:
             try:
                 if requested is not None:
                     manifest.check_model_name(requested, path=self.path)
-                manifest.check_compatible(embedder.probe(), path=self.path)
+                if self.read_only:
+                    # Reading chunks needs no Ollama; the guard runs before the first embedding.
+                    recorded, probed = manifest, embedder
+                    embedder.check_before_use(
+                        lambda: recorded.check_compatible(probed.probe(), path=self.path)
+                    )
+                else:
+                    manifest.check_compatible(embedder.probe(), path=self.path)
             except EmbeddingModelMismatchError:
                 if on_mismatch == "migrate":
                     return manifest, embedder, model or manifest.model
@@ -352,13 +407,19 @@ class RagIndex:
                 raise
             return manifest, embedder, None
 
-        if model is None or self.read_only:
-            msg = (
-                f"No index at {self._store.location}. To create one, name the embedding model: "
-                f"RagIndex({self.path!r}, model='bge-m3')"
-                + (" (without read_only=True)" if self.read_only else "")
+        if model is None or not self._create:
+            others = [
+                c.name
+                for c in self._store.collections()
+                if c.manifest is not None and c.name != self.collection_name
+            ]
+            raise index_not_found(
+                self._store.location,
+                path=self.path,
+                collection=self.collection_name,
+                choices=others,
+                read_only=self.read_only,
             )
-            raise IndexNotFoundError(msg, path=self.path)
         embedder = self._embedder(model)
         try:
             info = embedder.probe()
@@ -393,15 +454,23 @@ class RagIndex:
         except (OllamaError, RagIndexError):
             raise  # the old files are untouched: opening the index again resumes the repair
         except Exception as err:  # the database itself is unreadable: nothing left to copy
-            msg = REPAIR_FAILED_MESSAGE.format(where=where, damage=damage, error=err)
+            values = {"where": where, "damage": damage, "error": err}
+            msg = Explained(
+                REPAIR_FAILED_MESSAGE.format(**values),
+                problem=REPAIR_FAILED_PROBLEM.format(**values),
+                fix=Fix("rebuild", model=manifest.model, collection=self.collection_name),
+            )
             raise IndexDamagedError(msg, path=self.path) from err
         self.last_repair = report
+        figures = {
+            "where": where,
+            "damage": damage,
+            "kept": report.chunks_skipped,
+            "embedded": report.chunks_embedded,
+        }
         warnings.warn(
-            REPAIRED_MESSAGE.format(
-                where=where,
-                damage=damage,
-                kept=report.chunks_skipped,
-                embedded=report.chunks_embedded,
+            Explained(
+                REPAIRED_MESSAGE.format(**figures), problem=REPAIRED_PROBLEM.format(**figures)
             ),
             IndexRepairedWarning,
             stacklevel=5,
@@ -444,6 +513,52 @@ class RagIndex:
         """Return the number of stored chunks."""
         self._live()
         return self._store.count()
+
+    def sources(self) -> list[SourceSummary]:
+        """Every source in the index, by name, with its chunk count and whether it is complete.
+
+        A source that is not complete was left half-written by an interrupted run; running
+        the same ingestion again finishes it.
+        """
+        self._live()
+        return self._store.sources()
+
+    def collections(self) -> list[CollectionSummary]:
+        """Every index in this index's directory (or on its Chroma server), this one included.
+
+        Each has its name, its manifest (None for a collection ollama-rag did not create) and
+        its chunk count.
+        """
+        self._live()
+        return self._store.collections()
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes on disk of this index's parts, by name; empty in memory or on a server.
+
+        ``vectors``: this collection's vector files; ``database``: Chroma's database (shared by
+        the indexes of the directory); ``lexical``: the lexical index.
+        """
+        self._live()
+        return self._store.disk_usage()
+
+    def iter_chunks(
+        self, *, vectors: bool = False, include_root: bool = False, batch: int = 1000
+    ) -> Iterator[StoredChunk]:
+        """Every stored chunk: id, text and metadata (and its vector if ``vectors``).
+
+        The metadata is what :meth:`search` shows (``source``, ``chunk_index``, offsets, the
+        source's own metadata), without the index's bookkeeping.
+
+        Args:
+            vectors: Also read each chunk's vector (as stored: L2-normalised).
+            include_root: Also give ``root``, the absolute folder a file was added from.
+            batch: Chunks read per store call.
+        """
+        self._live()
+        for ids in self._store.iter_ids(batch=batch):
+            for chunk in self._store.fetch(ids, include_vectors=vectors):
+                metadata = public_metadata(chunk.metadata, include_root=include_root)
+                yield dataclasses.replace(chunk, metadata=metadata)
 
     def close(self) -> None:
         """Release the store (client, directory lock) and the embedder. Safe to call twice.
@@ -632,6 +747,7 @@ class RagIndex:
         normalize: bool = False,
         max_file_bytes: int | None = None,
         progress: bool | None = None,
+        report: IngestReport | None = None,
     ) -> IngestReport:
         """Index files and folders: load, split, embed, store; unchanged files cost nothing.
 
@@ -651,6 +767,8 @@ class RagIndex:
             normalize: Apply Unicode NFKC normalisation (full-width ASCII to half-width, ...).
             max_file_bytes: Skip files larger than this (default 50 MiB).
             progress: Show progress bars; by default only for jobs of 20 files or more.
+            report: A report to fill in instead of a new one: when the call is interrupted
+                (Ctrl-C) or fails, it still says what was committed until then.
 
         Returns:
             An :class:`IngestReport` of files added/updated/unchanged/deleted/failed, chunks
@@ -658,7 +776,7 @@ class RagIndex:
         """
         self._live()
         entries = list(loading.discover(paths, glob=glob, exclude=exclude))
-        report = IngestReport()
+        report = report if report is not None else IngestReport()
         show = progress if progress is not None else len(entries) >= AUTO_PROGRESS_FILES
         with (
             self._lock,

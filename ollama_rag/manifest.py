@@ -17,8 +17,11 @@ from ollama_rag._version import __version__
 from ollama_rag.display import table
 from ollama_rag.errors import (
     MISMATCH_MESSAGE,
+    MISMATCH_PROBLEM,
     ConfigError,
     EmbeddingModelMismatchError,
+    Explained,
+    Fix,
     RagIndexError,
 )
 from ollama_rag.models import known_model
@@ -206,13 +209,20 @@ class IndexManifest:
             self._refuse(info.name, requested, reason, path)
 
     def _refuse(self, requested_name: str, requested: str, reason: str, path: str | None) -> None:
-        msg = MISMATCH_MESSAGE.format(
-            recorded=self.model_label,
-            requested=requested,
-            reason=reason,
-            path=path if path is not None else "<in-memory>",
-            recorded_name=self.model,
-            requested_name=requested_name,
+        values = {
+            "recorded": self.model_label,
+            "requested": requested,
+            "reason": reason,
+            "path": path if path is not None else "<in-memory>",
+            "recorded_name": self.model,
+            "requested_name": requested_name,
+        }
+        # Opening with the recorded model is a way out only when it is another model.
+        other = self.model if requested_name != self.model else None
+        msg = Explained(
+            MISMATCH_MESSAGE.format(**values),
+            problem=MISMATCH_PROBLEM.format(**values),
+            fix=Fix("migrate", model=requested_name, recorded=other),
         )
         raise EmbeddingModelMismatchError(
             msg, path=path, recorded=self.model, requested=requested_name

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from ollama_rag.errors import ConfigError
+from ollama_rag.errors import ConfigError, Explained, Fix
 from ollama_rag.splitting import cjk_share
 
 __all__ = [
@@ -493,10 +493,17 @@ def warn_if_english_only(model: str, sample: str, *, stacklevel: int = 2) -> Non
     share = cjk_share(sample[:20000])
     if share >= CJK_WARNING_SHARE and is_english_only(model):
         better = recommended_model("ja")
-        warnings.warn(
+        problem = (
             f"{model} is an English-only embedding model, but {share:.0%} of this text "
-            f"is Chinese, Japanese or Korean, which it embeds poorly. Use a multilingual "
-            f'model: run "ollama pull {better}", then index.migrate("{better}")',
+            f"is Chinese, Japanese or Korean, which it embeds poorly"
+        )
+        python_fix = (
+            f'Use a multilingual model: run "ollama pull {better}", then index.migrate("{better}")'
+        )
+        warnings.warn(
+            Explained(
+                f"{problem}. {python_fix}", problem=problem, fix=Fix("migrate", model=better)
+            ),
             UserWarning,
             stacklevel=stacklevel + 1,
         )

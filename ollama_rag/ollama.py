@@ -45,6 +45,8 @@ from ollama_rag.errors import (
     ConfigError,
     ContextLengthExceededError,
     EmbeddingModelMismatchError,
+    Explained,
+    Fix,
     ModelNotFoundError,
     NotAnEmbeddingModelError,
     OllamaError,
@@ -684,6 +686,8 @@ class OllamaEmbedder(OllamaEmbeddings):
         default_factory=dict
     )
     _next_host: itertools.count[int] = PrivateAttr(default_factory=itertools.count)
+    _pending_check: Callable[[], None] | None = PrivateAttr(default=None)
+    _check_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @model_validator(mode="before")
     @classmethod
@@ -876,6 +880,21 @@ class OllamaEmbedder(OllamaEmbeddings):
             info = dataclasses.replace(info, context_length=self.num_ctx)
         return info
 
+    def check_before_use(self, check: Callable[[], None]) -> None:
+        """Run ``check`` (the index's model guard) before the first text is embedded.
+
+        It runs once it passes; a check that raises is tried again by the next embedding.
+        """
+        self._pending_check = check
+
+    def _checked(self) -> None:
+        if self._pending_check is None:
+            return
+        with self._check_lock:
+            if self._pending_check is not None:
+                self._pending_check()
+                self._pending_check = None
+
     # ------------------------------------------------------------------ sync
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -900,12 +919,14 @@ class OllamaEmbedder(OllamaEmbeddings):
         Raises:
             ContextLengthExceededError: A text is longer than the model's context.
         """
+        self._checked()
         batch = [self.document_prefix + t for t in texts]
         return self._check(self._pool.embed(batch, via=via), len(batch))
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query, with the query prefix."""
         self._pool.resume()  # a new request after an interrupted run
+        self._checked()
         with self._query_errors():
             return self._check(self._pool.embed([self.query_prefix + text]), 1)[0]
 
@@ -917,6 +938,7 @@ class OllamaEmbedder(OllamaEmbeddings):
         ``via``: an event loop's async clients to send the requests through.
         """
         self._pool.resume()
+        self._checked()
         batches = [
             [self.query_prefix + t for t in texts[start : start + self.batch_size]]
             for start in range(0, len(texts), self.batch_size)
@@ -973,6 +995,8 @@ class OllamaEmbedder(OllamaEmbeddings):
         return entry[1]
 
     async def _aembed(self, batch: list[str]) -> list[list[float]]:
+        if self._pending_check is not None:
+            await asyncio.to_thread(self._checked)  # its probe is a blocking HTTP call
         clients = self._async_clients()
         attempt = 0
         while True:
@@ -1011,10 +1035,14 @@ class OllamaEmbedder(OllamaEmbeddings):
         want = self.expected_dimension
         bad = next((len(v) for v in vectors if want is not None and len(v) != want), None)
         if bad is not None:
-            msg = (
+            problem = (
                 f'Model "{self.model}" now returns {bad}-dimensional vectors but the index '
-                f"holds {want}-dimensional ones: the model changed since the index was "
-                "built. Re-embed the index with index.migrate(model)"
+                f"holds {want}-dimensional ones: the model changed since the index was built"
+            )
+            msg = Explained(
+                f"{problem}. Re-embed the index with index.migrate({self.model!r})",
+                problem=problem,
+                fix=Fix("migrate", model=self.model),
             )
             raise EmbeddingModelMismatchError(msg, recorded=self.model, requested=self.model)
         if not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():

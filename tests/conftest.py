@@ -8,8 +8,10 @@ use ``fresh_ollama`` instead, so nothing leaks between tests.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,29 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def samples(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ollama: LocalOllama) -> Path:
+    """A working directory whose ``docs/`` holds the demo samples; Ollama is the test server.
+
+    For tests of the ``ollama-rag`` command, which reads ``OLLAMA_HOST`` like a user's shell.
+    """
+    from ollama_rag.demo import DATA_DIR
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    shutil.copytree(DATA_DIR, tmp_path / "docs", ignore=shutil.ignore_patterns("*.json"))
+    return tmp_path
+
+
+@pytest.fixture
+def indexed(samples: Path) -> Path:
+    """:func:`samples`, indexed with ``ollama-rag index docs --db db --model bge-m3``."""
+    from click.testing import CliRunner
+
+    from ollama_rag.cli import cli
+
+    result = CliRunner().invoke(cli, ["index", "docs", "--db", "db", "--model", "bge-m3", "-q"])
+    assert result.exit_code == 0, result.output
+    return samples

@@ -307,3 +307,20 @@ def test_analyzers_benchmark_without_the_data_says_so(
 
     assert "skipped: no JSQuAD passages at" in capsys.readouterr().out
     assert not results.figures
+
+
+@pytest.mark.slow
+def test_snapshot_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_snapshot")
+
+    (row,) = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "mode: QUICK" in out
+    assert "read-only open" in out
+    assert row.chunks > 300  # passages of ~280 characters make more than one chunk on average
+    assert row.megabytes > 0
+    # The read-only open includes the copy; the CLI search includes a read-only open.
+    assert 0 < row.copy < row.read_only < row.cli

@@ -160,7 +160,7 @@ def test_doctor_chat_model(ollama: LocalOllama) -> None:
     report = doctor(base_url=ollama.url, model="qwen2.5")
     assert report.failed == (report["model"],)
     assert "cannot embed" in report["model"].detail
-    assert report["model"].fix == 'ollama pull bge-m3, then use model="bge-m3"'
+    assert report["model"].fix == 'ollama pull bge-m3, then use model="bge-m3" (--model bge-m3)'
 
 
 def test_doctor_embedding_failure_names_the_log(fresh_ollama: LocalOllama) -> None:

@@ -551,8 +551,8 @@ def test_cli_eval_without_an_index_touches_nothing(tmp_path: Path, ollama: Local
         )
         assert got.exit_code == 1
         assert got.output.strip() == (
-            f"Error: no index at {db}; build one first: "
-            f"ollama-rag index PATH --db {db} --model MODEL"
+            f"Error: No index at {db} (collection 'default') — create it with: "
+            f"ollama-rag index PATH --db {db} --model bge-m3"
         )
     assert not missing.exists()
     assert list(empty.iterdir()) == []
@@ -566,8 +566,9 @@ def test_cli_eval_names_a_collection_that_is_not_there(
         cli, ["eval", str(labels), "--db", db, "--collection", "other", "--base-url", ollama.url]
     )
     assert got.exit_code == 1
-    assert "no index in collection 'other'" in got.output
-    assert f"ollama-rag index PATH --db {db} --model MODEL" in got.output
+    assert "(collection 'other'); the directory holds the index(es) 'default'" in got.output
+    assert "pass --collection default to use it" in got.output
+    assert f"ollama-rag index PATH --db {db} --collection other --model bge-m3" in got.output
 
 
 def test_cli_eval_bad_file_is_one_line_naming_the_line(

@@ -101,6 +101,44 @@ def test_missing_index_without_model_says_how_to_create_one(
     assert isinstance(err.value, LookupError)
 
 
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``folder`` with its size and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_opening_what_is_not_an_index_creates_nothing(tmp_path: Path, ollama: LocalOllama) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "notes.txt").write_text("not an index", encoding="utf-8")
+    before = tree(tmp_path)
+    for name in ("missing", "empty", "papers"):
+        for kwargs in ({}, {"read_only": True}, {"model": "bge-m3", "create": False}):
+            with pytest.raises(IndexNotFoundError) as err:
+                RagIndex(tmp_path / name, base_url=ollama.url, **kwargs)  # type: ignore[arg-type]
+            assert err.value.fix is not None
+            assert err.value.fix.action == "create"
+            assert tree(tmp_path) == before, (name, kwargs)
+
+
+def test_a_missing_collection_names_the_ones_there(tmp_path: Path, ollama: LocalOllama) -> None:
+    with RagIndex(tmp_path, model="bge-m3", base_url=ollama.url, collection="docs") as index:
+        index.add_texts(["富士山は日本で一番高い山です。"], source="fuji.md")
+    for read_only in (False, True):
+        with pytest.raises(IndexNotFoundError) as err:
+            RagIndex(tmp_path, base_url=ollama.url, read_only=read_only)
+        assert "the directory holds the index(es) 'docs'" in str(err.value)
+        assert f"RagIndex({str(tmp_path.resolve())!r}, collection='docs')" in str(err.value)
+        assert err.value.fix is not None
+        assert err.value.fix.choices == ("docs",)
+    with pytest.raises(IndexNotFoundError):  # create=False refuses even with a model
+        RagIndex(tmp_path, model="bge-m3", base_url=ollama.url, create=False)
+    with RagIndex(tmp_path, base_url=ollama.url, collection="docs") as reopened:
+        assert [c.name for c in reopened.collections()] == ["docs"]
+
+
 # ---------------------------------------------------------------- the guard
 
 

@@ -16,16 +16,20 @@ from pathlib import Path
 import ollama
 
 from ollama_rag.demo import DATA_DIR, sample_queries
-from ollama_rag.errors import EmbeddingModelMismatchError, OllamaError
+from ollama_rag.errors import EmbeddingModelMismatchError, MissingExtraError, OllamaError
 from ollama_rag.index import RagIndex
 from ollama_rag.ollama import probe_model, resolve_base_url
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["NO_BACKEND_MESSAGE", "DemoResult", "run_demo"]
 
 REAL_MODEL = "bge-m3"
 LOCAL_MODEL = "use-multilingual"
 # A model the guard must refuse; the name check needs no server, so it need not be pulled.
 OTHER_MODEL = "nomic-embed-text"
+NO_BACKEND_MESSAGE = (
+    "No usable Ollama ({error}), and the demo's offline model needs the [local] extra: "
+    "pip install 'ollama-rag[local]'"
+)
 
 
 @dataclass
@@ -59,12 +63,17 @@ def _embedding_server(
             raise  # the user asked for this server/model: do not quietly use another
         from ollama_rag.testing import LocalOllama, MultilingualUSEModel
 
+        try:
+            offline = MultilingualUSEModel()
+        except MissingExtraError as missing:
+            msg = NO_BACKEND_MESSAGE.format(error=err)
+            raise MissingExtraError(msg, extra="local", package=missing.package) from missing
         echo(f"No usable Ollama: {err}")
         echo(
             f"Using LocalOllama instead: an Ollama-protocol server in this process serving "
             f'"{LOCAL_MODEL}" (Universal Sentence Encoder multilingual v3, a real 512-d model).'
         )
-        with LocalOllama({LOCAL_MODEL: MultilingualUSEModel()}) as server:
+        with LocalOllama({LOCAL_MODEL: offline}) as server:
             yield server.url, LOCAL_MODEL, server
         return
     echo(f'Using Ollama at {url} with "{wanted}".')

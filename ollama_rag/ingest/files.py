@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ollama_rag import loading
-from ollama_rag.errors import DocumentLoadError
+from ollama_rag.errors import DocumentLoadError, Explained, Fix
 from ollama_rag.ingest.report import IngestReport
 from ollama_rag.ingest.units import Piece, Unit
 from ollama_rag.loading.discovery import escape_name, unescape_name
@@ -74,7 +74,11 @@ class FilePlanner:
                     self.sample.extend(p.text for p in unit.pieces[:2])
                 yield unit
 
-    def _fail(self, entry: loading.FileEntry, reason: str) -> None:
+    def _fail(self, entry: loading.FileEntry, reason: str | Exception) -> None:
+        if isinstance(reason, Exception):
+            # The message itself, which may be Explained (str() would make it a plain string).
+            message = reason.args[0] if reason.args else None
+            reason = message if isinstance(message, str) else str(reason)
         self.report.failed.append((entry.source, reason))
         self.report.files_failed += 1
 
@@ -92,12 +96,17 @@ class FilePlanner:
         try:
             size = entry.path.stat().st_size
             if size > limit:  # refused before reading, so a huge file costs no memory
-                why = f"too large ({size} bytes > {limit}); raise max_file_bytes= to index it"
+                problem = f"too large ({size} bytes > {limit})"
+                why = Explained(
+                    f"{problem}; raise max_file_bytes= to index it",
+                    problem=problem,
+                    fix=Fix("max-file-size", value=str(size)),
+                )
                 self.report.skipped.append((entry.source, why))
                 return None
             data = loading.read_bytes(entry, max_file_bytes=limit)
         except (OSError, DocumentLoadError) as err:
-            self._fail(entry, str(err))
+            self._fail(entry, err)
             return None
         # The load options are part of the identity: re-running with encoding= fixes a file.
         digest = sha256(f"{loading.file_hash(data)}\x1f{self.encoding}\x1f{self.normalize}")
@@ -113,7 +122,7 @@ class FilePlanner:
                 entry, data, encoding=self.encoding, normalize=self.normalize, max_file_bytes=limit
             )
         except DocumentLoadError as err:
-            self._fail(entry, str(err))
+            self._fail(entry, err)
             return None
         pieces = [
             Piece(text, start, start + len(text), loading.span_metadata(doc.spans, start))
@@ -136,10 +145,14 @@ class FilePlanner:
         ]
         if not others:
             return None
-        return (
+        problem = (
             f"{entry.root}/{entry.source} has the same source name as {others[0]}/{entry.source}, "
-            "and one would replace the other in the index: add their common parent folder "
-            "instead, or use a separate collection="
+            "and one would replace the other in the index"
+        )
+        return Explained(
+            f"{problem}: add their common parent folder instead, or use a separate collection=",
+            problem=problem,
+            fix=Fix("clash"),
         )
 
 

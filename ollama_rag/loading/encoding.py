@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ollama_rag.errors import ConfigError, DocumentLoadError
+from ollama_rag.errors import ConfigError, DocumentLoadError, Explained, Fix
 
 __all__ = [
     "SNIFF_BYTES",
@@ -39,6 +39,12 @@ UNDECODABLE_FIX = (
 
 class _UndecodableError(Exception):
     """No encoding gives plausible text; the message says why."""
+
+
+def _undecodable(problem: str) -> Explained:
+    return Explained(
+        f"{problem} — {UNDECODABLE_FIX}", problem=problem, fix=Fix("encoding", value="cp932")
+    )
 
 
 def decode_text(data: bytes, *, encoding: str | None = None) -> tuple[str, str]:
@@ -75,8 +81,7 @@ def decode_text(data: bytes, *, encoding: str | None = None) -> tuple[str, str]:
     try:
         return _decode(data, encoding, None)
     except _UndecodableError as err:
-        msg = f"the bytes cannot be decoded: {err} — {UNDECODABLE_FIX}"
-        raise DocumentLoadError(msg) from err
+        raise DocumentLoadError(_undecodable(f"the bytes cannot be decoded: {err}")) from err
 
 
 def decode_file(
@@ -101,7 +106,7 @@ def decode_file(
     try:
         return _decode(data, encoding, declared)
     except _UndecodableError as err:
-        msg = f"{source}: cannot be decoded: {err} — {UNDECODABLE_FIX}"
+        msg = _undecodable(f"{source}: cannot be decoded: {err}")
         raise DocumentLoadError(msg, source=source) from err
 
 
@@ -114,11 +119,11 @@ def check_codec(encoding: str) -> None:
     except UnicodeDecodeError:
         pass
     except LookupError as err:
-        msg = (
-            f"encoding={encoding!r} is not a text codec Python knows — use a codec name such "
-            "as 'utf-8', 'cp932', 'euc_jp', 'gb18030', 'big5' or 'euc_kr'"
+        problem = (
+            f"{encoding!r} is not a text codec Python knows — use a codec name such as "
+            "'utf-8', 'cp932', 'euc_jp', 'gb18030', 'big5' or 'euc_kr'"
         )
-        raise ConfigError(msg) from err
+        raise ConfigError(Explained(f"encoding={problem}", problem=problem)) from err
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

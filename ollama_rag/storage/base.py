@@ -43,7 +43,7 @@ from ollama_rag.errors import (
     IndexForkedError,
 )
 from ollama_rag.storage.filters import matches, matches_document
-from ollama_rag.storage.schema import Metadata
+from ollama_rag.storage.schema import CHUNK_INDEX, COMPLETE, SOURCE, UNIT_HASH, Metadata
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -54,16 +54,33 @@ if TYPE_CHECKING:
 __all__ = [
     "ChunkRow",
     "ChunkStore",
+    "CollectionSummary",
     "Hit",
     "IndexWriter",
+    "SourceSummary",
     "SourceWrite",
     "StoredChunk",
     "StoredSource",
     "Vector",
     "Where",
+    "folder_size",
 ]
 
 _T = TypeVar("_T")
+
+
+def folder_size(path: str | os.PathLike[str]) -> int:
+    """Bytes in the files under ``path`` (or of the file itself); 0 if it does not exist."""
+    root = os.fspath(path)
+    if os.path.isfile(root):
+        return os.path.getsize(root)
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):  # a file removed while we walk
+                total += os.path.getsize(os.path.join(folder, name))
+    return total
+
 
 Vector: TypeAlias = np.ndarray[Any, np.dtype[np.float32]]
 Where: TypeAlias = Mapping[str, Any]
@@ -88,6 +105,37 @@ class Hit:
     metadata: Metadata
     score: float
     vector: Vector | None = None
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """One source as an index holds it.
+
+    Attributes:
+        source: The source name (a file's path relative to the folder it was added from).
+        chunks: Rows stored for it (an over-long chunk's parts count one each).
+        complete: Whether its completion marker is set; False for a source an interrupted
+            run left half-written, which the next run of the same ingestion finishes.
+    """
+
+    source: str
+    chunks: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """One index (collection) in the same directory or on the same server as a store.
+
+    Attributes:
+        name: The collection name.
+        manifest: Its manifest, or None when ollama-rag did not create it.
+        chunks: Its rows.
+    """
+
+    name: str
+    manifest: IndexManifest | None
+    chunks: int
 
 
 @dataclass
@@ -357,6 +405,38 @@ class ChunkStore(ABC):
         """Every stored id, in pages (stores with a cheaper way than reading texts override it)."""
         for page in self.iter_chunks(batch=batch):
             yield [chunk.id for chunk in page]
+
+    def iter_metadatas(self, *, batch: int = 10_000) -> Iterator[list[Metadata]]:
+        """Every row's metadata, in pages (stores that can skip reading texts override it)."""
+        for page in self.iter_chunks(batch=batch):
+            yield [chunk.metadata for chunk in page]
+
+    def sources(self) -> list[SourceSummary]:
+        """Every stored source with its row count and whether it is complete, by name."""
+        counts: dict[str, int] = {}
+        complete: set[str] = set()
+        for page in self.iter_metadatas():
+            for meta in page:
+                source = str(meta.get(SOURCE, ""))
+                counts[source] = counts.get(source, 0) + 1
+                marker = meta.get(COMPLETE)
+                if meta.get(CHUNK_INDEX) == 0 and marker and marker == meta.get(UNIT_HASH):
+                    complete.add(source)
+        return [SourceSummary(s, counts[s], s in complete) for s in sorted(counts)]
+
+    def collections(self) -> list[CollectionSummary]:
+        """The indexes in this store's directory or on its server, by name (this one included).
+
+        A store that holds one index only returns an empty list.
+        """
+        return []
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes on disk of this index's parts (``{"vectors": ..., "lexical": ...}``).
+
+        Empty for a store that is not on this machine's disk.
+        """
+        return {}
 
     def lexical_query(
         self,

@@ -61,16 +61,21 @@ from typing import (
 import numpy as np
 
 from ollama_rag.errors import (
+    FOREIGN_COLLECTION_MESSAGE,
+    FOREIGN_COLLECTION_PROBLEM,
     ConfigError,
-    IndexNotFoundError,
+    Explained,
+    Fix,
     IndexReadOnlyError,
     RagIndexError,
+    index_not_found,
 )
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.storage import chroma_files
 from ollama_rag.storage.base import (
     ChunkRow,
     ChunkStore,
+    CollectionSummary,
     Hit,
     IndexWriter,
     SourceWrite,
@@ -78,6 +83,7 @@ from ollama_rag.storage.base import (
     StoredSource,
     Vector,
     Where,
+    folder_size,
 )
 from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
 from ollama_rag.storage.schema import (
@@ -266,7 +272,12 @@ def _drop_memory_database(client: ClientAPI, database: str) -> None:
 
 
 def _open_client(
-    path: str | os.PathLike[str] | None, client: ClientAPI | None, *, read_only: bool = False
+    path: str | os.PathLike[str] | None,
+    client: ClientAPI | None,
+    *,
+    collection: str,
+    read_only: bool = False,
+    create: bool = True,
 ) -> _Handle:
     if client is not None:
         if path is not None:
@@ -294,6 +305,12 @@ def _open_client(
     if directory.exists() and not directory.is_dir():
         msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
         raise ConfigError(msg)
+    if (read_only or not create) and not (directory / "chroma.sqlite3").is_file():
+        # Nothing to open and nothing to be created: leave the disk as it is.
+        where = f"{directory} (collection {collection!r})"
+        raise index_not_found(
+            where, path=str(directory), collection=collection, read_only=read_only
+        )
     if read_only:
         return _open_snapshot(directory)
     key = str(directory)
@@ -326,13 +343,6 @@ def _open_persistent(directory: str, *, fix: str = _LOCKED_FIX) -> _Shared:
 
 def _open_snapshot(directory: Path) -> _Handle:
     """A read-only handle on a private copy of ``directory`` (see :func:`snapshot`)."""
-    if not (directory / "chroma.sqlite3").is_file():
-        msg = (
-            f"No index at {directory}: read_only=True opens an existing index (to create one, "
-            f"open it without read_only and name the model: RagIndex({str(directory)!r}, "
-            "model='bge-m3'))"
-        )
-        raise IndexNotFoundError(msg, path=str(directory))
     copy = snapshot(directory)
     try:
         shared = _open_persistent(str(copy))
@@ -365,21 +375,26 @@ def read_collections(directory: str | os.PathLike[str]) -> list[tuple[str, Metad
 
     client = chromadb.PersistentClient(path=str(directory))
     try:
-        found = sorted(client.list_collections(), key=lambda c: c.name)
-        copies = Counter(
-            {
-                str((c.metadata or {})[COPIES_OF]): c.count()
-                for c in found
-                if COPIES_OF in (c.metadata or {})
-            }
-        )
-        return [
-            (c.name, dict(c.metadata or {}), c.count() + copies[str(c.id)])
-            for c in found
-            if COPIES_OF not in (c.metadata or {})
-        ]
+        return _describe_collections(client)
     finally:
         cast(Any, client).close()  # ClientAPI's stub lacks close()
+
+
+def _describe_collections(client: ClientAPI) -> list[tuple[str, Metadata, int]]:
+    """``(name, metadata, record count)`` of each collection of a client, copies folded in."""
+    found = sorted(client.list_collections(), key=lambda c: c.name)
+    copies = Counter(
+        {
+            str((c.metadata or {})[COPIES_OF]): c.count()
+            for c in found
+            if COPIES_OF in (c.metadata or {})
+        }
+    )
+    return [
+        (c.name, dict(c.metadata or {}), c.count() + copies[str(c.id)])
+        for c in found
+        if COPIES_OF not in (c.metadata or {})
+    ]
 
 
 # ------------------------------------------------------------------------------- the store
@@ -523,20 +538,26 @@ class ChromaStore(ChunkStore):
         client: ClientAPI | None = None,
         collection: str = "default",
         read_only: bool = False,
+        create: bool = True,
     ) -> ChromaStore:
         """Open (or share) the Chroma client and finish any interrupted migration.
 
         Args:
-            path: A directory for a persistent index (created if missing), or None.
+            path: A directory for a persistent index (created if missing, unless ``create``
+                is False), or None.
             client: An existing chromadb client (e.g. ``HttpClient`` for ``chroma run``); the
                 caller keeps ownership of it.
             collection: The collection name.
             read_only: Refuse writes; a directory is opened as a private snapshot, so that
                 another process may be writing it (see :func:`~ollama_rag.storage.lock.snapshot`).
+            create: False when no index may be created: a directory without Chroma's
+                database is then refused before anything is written to the disk.
 
         Raises:
             ConfigError: Both ``path`` and ``client`` were given, ``path`` is a file, or the
                 collection name is not one Chroma accepts.
+            IndexNotFoundError: ``read_only`` or not ``create``, and the directory holds no
+                Chroma database (nothing was created).
             IndexLockedError: Another process has the directory open.
         """
         if not _COLLECTION_NAME.match(collection):
@@ -545,7 +566,9 @@ class ChromaStore(ChunkStore):
                 "[A-Za-z0-9._-], starting and ending with a letter or digit"
             )
             raise ConfigError(msg)
-        handle = _open_client(path, client, read_only=read_only)
+        handle = _open_client(
+            path, client, collection=collection, read_only=read_only, create=create
+        )
         try:
             store = cls(handle, collection)
             store.recover()
@@ -623,13 +646,38 @@ class ChromaStore(ChunkStore):
         self._collection = found
         manifest = IndexManifest.from_metadata(found.metadata, path=self.path)
         if manifest is None:
-            msg = (
-                f"The Chroma collection at {self.location} was not created by ollama-rag "
-                "and records no embedding model, so it cannot be guarded. Use another "
-                "collection name, e.g. RagIndex(path, model=..., collection='docs')"
+            msg = Explained(
+                FOREIGN_COLLECTION_MESSAGE.format(where=self.location),
+                problem=FOREIGN_COLLECTION_PROBLEM.format(where=self.location),
+                fix=Fix("collection", collection=self.name),
             )
             raise RagIndexError(msg, path=self.path)
         return manifest
+
+    def collections(self) -> list[CollectionSummary]:
+        """Every index of this client (directory or server), a migration's side ones left out."""
+        self.check_open()
+        found = []
+        for name, metadata, count in _describe_collections(self.client):
+            if name.endswith((NEXT_SUFFIX, RETIRED_SUFFIX)):
+                continue
+            try:
+                manifest = IndexManifest.from_metadata(metadata, path=self.path)
+            except RagIndexError:
+                manifest = None  # a record this version cannot read: shown as not ours
+            found.append(CollectionSummary(name, manifest, count))
+        return found
+
+    def disk_usage(self) -> dict[str, int]:
+        """This collection's vector files and the directory's database (shared by its indexes)."""
+        files = self.files
+        if files is None or self._collection is None:
+            return {}
+        folders = [chroma_files.vector_folder(files, c.name) for c in self._collections()]
+        return {
+            "vectors": sum(folder_size(f) for f in folders if f is not None),
+            "database": folder_size(Path(files) / "chroma.sqlite3"),
+        }
 
     @_gated
     def create(self, manifest: IndexManifest) -> IndexManifest:
@@ -850,6 +898,18 @@ class ChromaStore(ChunkStore):
             while ids := collection.get(limit=size, offset=offset, include=[])["ids"]:
                 offset += len(ids)
                 yield list(ids)
+
+    def iter_metadatas(self, *, batch: int = 10_000) -> Iterator[list[Metadata]]:
+        """Every row's metadata (graph, then copies), read without texts."""
+        size = min(batch, self._batch)
+        for collection in self._collections():
+            offset = 0
+            while True:
+                got = collection.get(limit=size, offset=offset, include=cast(Any, ["metadatas"]))
+                if not got["ids"]:
+                    break
+                offset += len(got["ids"])
+                yield [dict(meta or {}) for meta in got["metadatas"] or []]
 
     # ------------------------------------------------------------------ lookups
 

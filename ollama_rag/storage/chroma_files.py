@@ -20,6 +20,7 @@ survived, for :func:`ollama_rag.migration.repair` to rebuild the collection from
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sqlite3
 import struct
@@ -33,7 +34,7 @@ import numpy as np
 from ollama_rag.storage.base import StoredChunk, Vector
 from ollama_rag.storage.schema import Metadata
 
-__all__ = ["check", "salvage"]
+__all__ = ["check", "salvage", "vector_folder"]
 
 _HEADER = struct.Struct("<iQQQQQQiIQQQdQ")  # hnswlib's header.bin, persistence version 1
 _HEADER_FIELDS = (
@@ -84,6 +85,16 @@ def _collection(db: sqlite3.Connection, name: str) -> _Collection | None:
     vector = segments["VECTOR"]
     seq = db.execute("SELECT seq_id FROM max_seq_id WHERE segment_id = ?", (vector,)).fetchone()
     return _Collection(row[0], row[1], segments["METADATA"], vector, int(seq[0]) if seq else 0)
+
+
+def vector_folder(directory: str | Path, name: str) -> Path | None:
+    """The folder of a collection's vector files (None: no such collection, or none saved yet)."""
+    with contextlib.closing(_connect(Path(directory))) as db:
+        found = _collection(db, name)
+    if found is None:
+        return None
+    folder = Path(directory) / found.vector_segment
+    return folder if folder.is_dir() else None
 
 
 def _header(folder: Path) -> dict[str, Any]:

@@ -44,12 +44,14 @@ from ollama_rag.errors import LEXICAL_REBUILT_MESSAGE, IndexRepairedWarning, Rag
 from ollama_rag.lexical.index import FORMAT, LexicalIndex
 from ollama_rag.storage.base import (
     ChunkStore,
+    CollectionSummary,
     Hit,
     SourceWrite,
     StoredChunk,
     StoredSource,
     Vector,
     Where,
+    folder_size,
 )
 from ollama_rag.storage.lock import LEXICAL_DIR
 from ollama_rag.storage.schema import SOURCE, Metadata
@@ -500,6 +502,22 @@ class HybridStore(ChunkStore):
     def iter_ids(self, *, batch: int = 10_000) -> Iterator[list[str]]:
         """Every stored id."""
         return self.vectors.iter_ids(batch=batch)
+
+    def iter_metadatas(self, *, batch: int = 10_000) -> Iterator[list[Metadata]]:
+        """Every row's metadata."""
+        return self.vectors.iter_metadatas(batch=batch)
+
+    def collections(self) -> list[CollectionSummary]:
+        """The vector store's indexes."""
+        return self.vectors.collections()
+
+    def disk_usage(self) -> dict[str, int]:
+        """The vector store's parts, and the lexical index's folder when it is on disk."""
+        usage = self.vectors.disk_usage()
+        folder = self.lexical_folder
+        if folder is not None and self._lexical is not None and folder.is_dir():
+            usage["lexical"] = folder_size(folder)
+        return usage
 
     def fetch(
         self,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, ReadWriteLock, Timeout
 
-from ollama_rag.errors import IndexLockedError
+from ollama_rag.errors import Explained, Fix, IndexLockedError
 
 __all__ = [
     "GATE_FILE",
@@ -89,7 +89,8 @@ class DirectoryLock:
             self._lock.acquire()
         except Timeout as err:
             holder, _ = read_owner(directory)
-            msg = f"The index at {directory} is open for writing by {holder}. {fix}"
+            problem = f"The index at {directory} is open for writing by {holder}"
+            msg = Explained(f"{problem}. {fix}", problem=problem, fix=Fix("wait"))
             raise IndexLockedError(msg, path=directory) from err
         self._owner: dict[str, object] = {
             "pid": os.getpid(),

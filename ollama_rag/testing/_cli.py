@@ -52,7 +52,7 @@ def parse_model_spec(text: str) -> tuple[str, ModelSpec]:
 
     Raises:
         ValueError: Naming the bad part and the grammar.
-        ImportError: For a ``use`` model without the ``[local]`` extra.
+        MissingExtraError: For a ``use`` model without the ``[local]`` extra.
     """
     spec = text.strip()
     name, sep, kind = spec.partition("=")

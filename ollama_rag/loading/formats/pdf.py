@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import io
 
-from ollama_rag.errors import DocumentLoadError
+from ollama_rag.errors import DocumentLoadError, Explained, Fix
 from ollama_rag.loading.discovery import FileEntry
 from ollama_rag.loading.formats.base import Format, Metadata, Parsed, unify_newlines
 
-__all__ = ["PDF", "PDF_EXTRA_MESSAGE", "is_pdf"]
+__all__ = ["PDF", "PDF_EXTRA_MESSAGE", "PDF_EXTRA_PROBLEM", "is_pdf"]
 
-PDF_EXTRA_MESSAGE = (
-    "{source}: reading PDF files needs the optional pypdf package — "
-    "run pip install 'ollama-rag[pdf]'"
-)
+PDF_EXTRA_PROBLEM = "{source}: reading PDF files needs the optional pypdf package"
+PDF_EXTRA_MESSAGE = PDF_EXTRA_PROBLEM + " — run pip install 'ollama-rag[pdf]'"
 
 
 def is_pdf(data: bytes) -> bool:
@@ -33,8 +31,12 @@ def parse(entry: FileEntry, data: bytes, encoding: str | None) -> Parsed:
     try:
         import pypdf  # the optional [pdf] extra
     except ImportError as err:
-        msg = PDF_EXTRA_MESSAGE.format(source=entry.source)
-        raise DocumentLoadError(msg, source=entry.source) from err
+        missing = Explained(
+            PDF_EXTRA_MESSAGE.format(source=entry.source),
+            problem=PDF_EXTRA_PROBLEM.format(source=entry.source),
+            fix=Fix("install", value="pdf"),
+        )
+        raise DocumentLoadError(missing, source=entry.source) from err
     # pypdf parses untrusted bytes and may fail in many ways (its own errors, but also
     # ValueError, KeyError or RecursionError on crafted files): all of them mean "unreadable".
     try:
