@@ -111,7 +111,10 @@ def test_index_json_is_one_object(samples: Path) -> None:
     assert report["skipped"] == [{"source": "notes.xyz", "reason": "unsupported file type .xyz"}]
 
 
-def test_search_shows_rank_score_place_and_the_matching_part(indexed: Path) -> None:
+def test_search_shows_rank_score_place_and_the_matching_part(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")  # snippets are as wide as the terminal
     result = run("search", "富士山の標高は何メートル", "--db", "db", "-k", "2")
     heads = result.stdout.splitlines()[0::2]
     snippets = result.stdout.splitlines()[1::2]
@@ -322,6 +325,8 @@ READING = [
     ["sources"],
     ["export", "--output", "out.jsonl"],
     ["eval", "questions.jsonl"],
+    ["ask", "富士山"],
+    ["chat"],
 ]
 WRITING = [["delete", "--source", "ja_fuji.md"], ["migrate", "mxbai-embed-large"]]
 
@@ -354,6 +359,7 @@ def test_a_wrong_collection_leaves_the_disk_as_it_was(indexed: Path, command: li
 
 def test_commands_that_touch_an_index_share_the_index_options() -> None:
     touching = {"index", "search", "info", "sources", "export", "delete", "migrate", "eval"}
+    touching |= {"ask", "chat"}
     for name in touching:
         options = {o for p in cli.commands[name].params for o in p.opts}
         assert {"--db", "--collection"} <= options, name

@@ -4,7 +4,8 @@ Modules: :mod:`~ollama_rag.cli.options` (the options commands share, and where o
 :mod:`~ollama_rag.cli.errors` (the library's messages in the command's terms),
 :mod:`~ollama_rag.cli.show` (locations and snippets), and the commands: ``indexing``
 (``index``, ``delete``, ``migrate``), ``reading`` (``search``, ``info``, ``sources``,
-``export``, ``eval``) and ``tools`` (``doctor``, ``demo``, ``serve-local``).
+``export``, ``eval``), ``chatting`` (``ask``, ``chat``) and ``tools`` (``doctor``,
+``demo``, ``serve-local``).
 
 Exit status: 0 success, 1 an expected failure (one line on stderr, never a traceback), 2 a
 usage error, 130 interrupted (Ctrl-C). docs/cli.md documents every command and option.
@@ -17,6 +18,7 @@ from typing import Any
 import click
 
 from ollama_rag._version import __version__
+from ollama_rag.cli.chatting import ask_command, chat_command
 from ollama_rag.cli.errors import in_cli_terms
 from ollama_rag.cli.indexing import delete_command, index_command, migrate_command
 from ollama_rag.cli.reading import (
@@ -58,6 +60,8 @@ for _command in (
     delete_command,
     migrate_command,
     eval_command,
+    ask_command,
+    chat_command,
     doctor_command,
     demo_command,
     serve_local_command,
