@@ -65,6 +65,7 @@ __all__ = [
     "check_hosts_agree",
     "normalize_base_url",
     "parse_keep_alive",
+    "probe_chat_model",
     "probe_model",
     "resolve_base_url",
     "resolve_base_urls",
@@ -353,6 +354,34 @@ def probe_model(client: ollama.Client, model: str, *, url: str) -> ModelInfo:
         trained_context_length=trained_ctx,
         architecture=arch,
     )
+
+
+def probe_chat_model(client: ollama.Client, model: str, *, url: str) -> bool:
+    """Whether ``model`` can write answers (``/api/show`` lists ``completion``).
+
+    Args:
+        client: An ``ollama.Client`` pointed at ``url``.
+        model: The chat model's name, with or without tag.
+        url: The base URL, for messages.
+
+    Returns:
+        False for a model that only embeds; True otherwise (also for a server too old to
+        report capabilities).
+
+    Raises:
+        OllamaUnavailableError: The server is not reachable.
+        ModelNotFoundError: The model is not pulled; the message lists the models that are.
+    """
+    name = canonical_model_name(model)
+    shown = _display_url(url)
+    with translate_errors(url, model):
+        listed = tuple(sorted(m.model for m in client.list().models if m.model))
+        if name not in listed:
+            msg = MODEL_NOT_FOUND_MESSAGE.format(model=model, url=shown)
+            msg += f". Models on that server: {', '.join(listed) or 'none'}"
+            raise ModelNotFoundError(msg, url=shown, model=model, available=listed)
+        capabilities = client.show(name).capabilities
+    return capabilities is None or "completion" in capabilities
 
 
 def check_hosts_agree(infos: Sequence[tuple[str, ModelInfo]], model: str) -> ModelInfo:

@@ -106,19 +106,9 @@ def _check_chat_model(model: str, base_url: str) -> None:
     """Refuse a chat model that Ollama lacks, or that cannot chat, before the first question."""
     import ollama
 
-    from ollama_rag.errors import MODEL_NOT_FOUND_MESSAGE, ModelNotFoundError
-    from ollama_rag.ollama import canonical_model_name, translate_errors
+    from ollama_rag.ollama import probe_chat_model
 
-    name = canonical_model_name(model)
-    with translate_errors(base_url, model):
-        client = ollama.Client(host=base_url)
-        listed = sorted(m.model for m in client.list().models if m.model)
-        if name not in listed:
-            msg = MODEL_NOT_FOUND_MESSAGE.format(model=model, url=base_url)
-            msg += f". Models on that server: {', '.join(listed) or 'none'}"
-            raise ModelNotFoundError(msg, url=base_url, model=model, available=tuple(listed))
-        capabilities = client.show(name).capabilities
-    if capabilities is not None and "completion" not in capabilities:
+    if not probe_chat_model(ollama.Client(host=base_url), model, url=base_url):
         msg = (
             f'"{model}" cannot write answers (it is an embedding model) — pass --model with a '
             f"chat model, e.g. --model {DEFAULT_CHAT_MODEL} (ollama pull {DEFAULT_CHAT_MODEL})"

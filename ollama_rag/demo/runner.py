@@ -1,5 +1,8 @@
 """``ollama-rag demo``: index the bundled samples, answer queries, show the guard refusing a model.
 
+The queries are answered twice: by search (the top 3 chunks) and, when the chat model is
+there, by ``rag_chain`` with cited answers.
+
 Uses a real Ollama when one is reachable with the model pulled; otherwise starts
 :class:`~ollama_rag.testing.LocalOllama` with the real multilingual model and says so.
 """
@@ -15,15 +18,18 @@ from pathlib import Path
 
 import ollama
 
-from ollama_rag.demo import DATA_DIR, sample_queries
+from ollama_rag.demo import DATA_DIR, SampleQuery, sample_queries
 from ollama_rag.errors import EmbeddingModelMismatchError, MissingExtraError, OllamaError
 from ollama_rag.index import RagIndex
-from ollama_rag.ollama import probe_model, resolve_base_url
+from ollama_rag.ollama import probe_chat_model, probe_model, resolve_base_url
 
 __all__ = ["NO_BACKEND_MESSAGE", "DemoResult", "run_demo"]
 
 REAL_MODEL = "bge-m3"
 LOCAL_MODEL = "use-multilingual"
+CHAT_MODEL = "qwen2.5"
+# One question per language of the samples gets a cited answer from the chat model.
+CHAT_LANGUAGES = ("ja", "zh", "en", "ko")
 # A model the guard must refuse; the name check needs no server, so it need not be pulled.
 OTHER_MODEL = "nomic-embed-text"
 NO_BACKEND_MESSAGE = (
@@ -46,6 +52,7 @@ class DemoResult:
     guard_message: str = ""
     seconds: float = 0.0
     misses: list[str] = field(default_factory=list)
+    answers: list[tuple[str, str]] = field(default_factory=list)
 
 
 @contextmanager
@@ -61,7 +68,7 @@ def _embedding_server(
     except OllamaError as err:
         if base_url is not None or model is not None:
             raise  # the user asked for this server/model: do not quietly use another
-        from ollama_rag.testing import LocalOllama, MultilingualUSEModel
+        from ollama_rag.testing import ExtractiveChatModel, LocalOllama, MultilingualUSEModel
 
         try:
             offline = MultilingualUSEModel()
@@ -71,13 +78,56 @@ def _embedding_server(
         echo(f"No usable Ollama: {err}")
         echo(
             f"Using LocalOllama instead: an Ollama-protocol server in this process serving "
-            f'"{LOCAL_MODEL}" (Universal Sentence Encoder multilingual v3, a real 512-d model).'
+            f'"{LOCAL_MODEL}" (Universal Sentence Encoder multilingual v3, a real 512-d model) '
+            f'and, as "{CHAT_MODEL}", a stand-in chat model that answers by quoting the passage '
+            "sentence that best matches the question."
         )
-        with LocalOllama({LOCAL_MODEL: offline}) as server:
+        # A natural question shares fewer of its bigrams with the answer's sentence than the
+        # test suite's short ones: a lower bar than the default 0.4, so the stand-in answers.
+        models = {LOCAL_MODEL: offline, CHAT_MODEL: ExtractiveChatModel(min_score=0.2)}
+        with LocalOllama(models) as server:
             yield server.url, LOCAL_MODEL, server
         return
     echo(f'Using Ollama at {url} with "{wanted}".')
     yield url, wanted, None
+
+
+def _answer(
+    index: RagIndex,
+    queries: list[SampleQuery],
+    url: str,
+    result: DemoResult,
+    echo: Callable[[str], None],
+) -> None:
+    """Cited answers from the chat model to one sample question per language, if it is there."""
+    from langchain_ollama import ChatOllama
+
+    from ollama_rag.chat import rag_chain
+
+    try:
+        with ollama.Client(host=url, timeout=3) as client:
+            usable = probe_chat_model(client, CHAT_MODEL, url=url)
+    except OllamaError as err:
+        echo(f"\nNo cited answers: {err}")
+        return
+    if not usable:
+        echo(f'\nNo cited answers: "{CHAT_MODEL}" on {url} cannot chat.')
+        return
+    llm = ChatOllama(model=CHAT_MODEL, base_url=url, temperature=0, keep_alive="30m")
+    chain = rag_chain(index.as_retriever(search_kwargs={"k": 3}), llm)
+    echo(f'\nCited answers from "{CHAT_MODEL}" (rag_chain on index.as_retriever()):')
+    if result.backend == "LocalOllama":
+        echo(
+            "  (LocalOllama's stand-in quotes the sentences sharing most character pairs with "
+            "the question, with their citation; a real chat model writes its own answer)"
+        )
+    for language in CHAT_LANGUAGES:
+        query = next((q for q in queries if q.language == language), None)
+        if query is None:
+            continue
+        answer = chain.invoke(query.query)
+        result.answers.append((query.query, answer))
+        echo(f"\n[{language}] {query.query}\n  → {answer}")
 
 
 def run_demo(
@@ -127,6 +177,8 @@ def run_demo(
                 for doc, score in hits:
                     snippet = " ".join(doc.page_content.split())[:60]
                     echo(f"   {score:5.3f}  {doc.metadata['source']:<24} {snippet}")
+
+            _answer(index, queries, url, result, echo)
 
             if local is not None:
                 local.reset_counters()  # type: ignore[attr-defined]
