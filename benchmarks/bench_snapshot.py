@@ -65,10 +65,10 @@ class Row:
     cli: float
 
 
-def best(run: Callable[[], object]) -> float:
-    """The fastest of ``REPEATS`` runs, in seconds."""
+def best(run: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` runs, in seconds."""
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         started = time.perf_counter()
         run()
         times.append(time.perf_counter() - started)
@@ -84,7 +84,7 @@ def build(db: Path, url: str, passages: int) -> int:
         return index.count()
 
 
-def measure(db: Path, url: str, chunks: int) -> Row:
+def measure(db: Path, url: str, chunks: int, repeats: int = REPEATS) -> Row:
     def copy() -> None:
         shutil.rmtree(snapshot(db))
 
@@ -103,10 +103,10 @@ def measure(db: Path, url: str, chunks: int) -> Row:
     return Row(
         chunks=chunks,
         megabytes=folder_size(db) / 1e6,
-        copy=best(copy),
-        read_only=best(open_and_count(read_only=True)),
-        read_write=best(open_and_count()),
-        cli=best(cli),
+        copy=best(copy, repeats),
+        read_only=best(open_and_count(read_only=True), repeats),
+        read_write=best(open_and_count(), repeats),
+        cli=best(cli, repeats),
     )
 
 
@@ -124,7 +124,7 @@ def main(quick: bool | None = None) -> list[Row]:
             started = time.perf_counter()
             chunks = build(db, server.url, size)
             print(f"built {chunks:,} chunks in {time.perf_counter() - started:.0f} s", flush=True)
-            rows.append(measure(db, server.url, chunks))
+            rows.append(measure(db, server.url, chunks, 1 if quick else REPEATS))
             shutil.rmtree(db)
     print()
     print(

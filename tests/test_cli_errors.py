@@ -195,8 +195,8 @@ def test_wait_for_the_process_writing_the_index(indexed: Path, ollama: LocalOlla
         refused = run("delete", "--db", "db", "--source", "ja_fuji.md")
         assert f"is open for writing by pid {holder.pid} on " in refused.stderr
         assert refused.stderr.endswith(
-            " — wait for it to finish, or stop it; meanwhile search, info, sources, export "
-            "and eval work (they read a snapshot of the index)\n"
+            " — wait for it to finish, or stop it; meanwhile search, info, sources, export, "
+            "eval, ask and chat work (they read a snapshot of the index)\n"
         )
         assert "ja_fuji.md" in run("search", "富士山", "--db", "db", code=0).stdout  # as said
     finally:

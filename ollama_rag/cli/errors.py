@@ -107,8 +107,8 @@ WORDINGS: dict[FixAction, Callable[[Fix, Call], str]] = {
     "rebuild": _rebuild,
     "collection": lambda fix, call: "pass another --collection name",
     "wait": lambda fix, call: (
-        "wait for it to finish, or stop it; meanwhile search, info, sources, export and eval "
-        "work (they read a snapshot of the index)"
+        "wait for it to finish, or stop it; meanwhile search, info, sources, export, eval, ask "
+        "and chat work (they read a snapshot of the index)"
     ),
     "encoding": lambda fix, call: (
         f"pass --encoding with the file's encoding (for example --encoding {fix.value}), or "
