@@ -10,9 +10,11 @@ loaded between questions instead of swapping them.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
     from langchain_core.runnables import Runnable
 
+    from ollama_rag.chat import Citations
     from ollama_rag.index import RagIndex
 
 __all__ = ["CHAT_MODEL_ENV", "ask_command", "chat_command"]
@@ -42,8 +45,47 @@ DEFAULT_CHAT_MODEL = "qwen2.5"
 QUIT = frozenset({"/exit", "/quit", "/bye"})
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """The options ``ask`` and ``chat`` share: the index's, the chat model's, the search's."""
+
+    db: str
+    collection: str
+    base_url: str | None
+    chat_model: str
+    k: int
+    mode: str
+    citations: Citations
+    keep_alive: str
+    temperature: float | None
+
+    @contextmanager
+    def chain(self, build: Callable[..., Runnable[Any, Any]]) -> Iterator[tuple[RagIndex, Any]]:
+        """Open the index read-only and yield it with ``build``'s chain on its retriever.
+
+        ``build`` is :func:`~ollama_rag.chat.rag_chain` or :func:`~ollama_rag.chat.chat_chain`.
+        """
+        # The same keep_alive on the embedding requests, so neither model evicts the other.
+        with open_index(
+            self.db, self.collection, self.base_url, keep_alive=self.keep_alive
+        ) as index:
+            llm = _chat_model(index, self.chat_model, self.keep_alive, self.temperature)
+            kwargs = {"k": self.k, "mode": self.mode, "include_root": True}
+            retriever = index.as_retriever(search_kwargs=kwargs)
+            yield index, build(retriever, llm, citations=self.citations, with_sources=True)
+
+
+_SETUP = tuple(f.name for f in fields(_Setup))
+
+
 def _options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The options ``ask`` and ``chat`` share (the index's, the chat model's, the search's)."""
+    """Add the shared options; the command receives them as one ``setup`` (:class:`_Setup`)."""
+
+    @functools.wraps(function)
+    def command(**kwargs: Any) -> Any:
+        setup = _Setup(**{name: kwargs.pop(name) for name in _SETUP})
+        return function(setup, **kwargs)
+
     for option in reversed(
         [
             db_option(),
@@ -98,8 +140,8 @@ def _options(function: Callable[..., Any]) -> Callable[..., Any]:
             ),
         ]
     ):
-        function = option(function)
-    return function
+        command = option(command)
+    return command
 
 
 def _check_chat_model(model: str, base_url: str) -> None:
@@ -130,13 +172,6 @@ def _chat_model(index: RagIndex, model: str, keep_alive: str, temperature: float
         keep_alive=None if seconds is None else int(seconds),
         temperature=temperature,
     )
-
-
-@contextmanager
-def _opened(db: str, collection: str, base_url: str | None, keep_alive: str) -> Iterator[RagIndex]:
-    # The same keep_alive on the embedding requests, so neither model evicts the other.
-    with open_index(db, collection, base_url, keep_alive=keep_alive) as index:
-        yield index
 
 
 def _stream(chain: Runnable[Any, Any], inputs: Any, echo: bool) -> tuple[str, list[Document]]:
@@ -193,20 +228,7 @@ def _show_sources(records: list[dict[str, Any]]) -> None:
 @_options
 @json_option
 @quiet_option
-def ask_command(
-    question: str,
-    db: str,
-    collection: str,
-    base_url: str | None,
-    chat_model: str,
-    k: int,
-    mode: str,
-    citations: str,
-    keep_alive: str,
-    temperature: float | None,
-    as_json: bool,
-    quiet: bool,
-) -> None:
+def ask_command(setup: _Setup, question: str, as_json: bool, quiet: bool) -> None:
     """Answer QUESTION from the index at --db with a chat model, citing the passages used.
 
     The answer streams as the model writes it; then the passages it was given are listed,
@@ -215,20 +237,17 @@ def ask_command(
     from ollama_rag.chat import rag_chain
 
     out = Output(as_json, quiet)
-    with _opened(db, collection, base_url, keep_alive) as index:
-        llm = _chat_model(index, chat_model, keep_alive, temperature)
-        retriever = index.as_retriever(search_kwargs={"k": k, "mode": mode, "include_root": True})
-        chain = rag_chain(retriever, llm, citations=citations, with_sources=True)  # type: ignore[arg-type]
+    with setup.chain(rag_chain) as (index, chain):
         answer, docs = _stream(chain, question, echo=not as_json)
-        records = _sources(docs, answer, citations, SourceLines())
+        records = _sources(docs, answer, setup.citations, SourceLines())
         if as_json:
             out.record(
                 {
                     "question": question,
                     "answer": answer,
-                    "chat_model": chat_model,
+                    "chat_model": setup.chat_model,
                     "embedding_model": index.manifest.model_label,
-                    "mode": mode,
+                    "mode": setup.mode,
                     "sources": records,
                 }
             )
@@ -265,19 +284,7 @@ def _questions(prompt: str) -> Iterator[str]:
     help="Earlier questions and answers the model reads with each question.",
 )
 @quiet_option
-def chat_command(
-    db: str,
-    collection: str,
-    base_url: str | None,
-    chat_model: str,
-    k: int,
-    mode: str,
-    citations: str,
-    keep_alive: str,
-    temperature: float | None,
-    turns: int,
-    quiet: bool,
-) -> None:
+def chat_command(setup: _Setup, turns: int, quiet: bool) -> None:
     """Chat with the index at --db: each answer streams, cites its passages, knows the chat so far.
 
     Type a question and press Enter; /clear forgets the conversation, /exit (or Ctrl-D) ends
@@ -289,12 +296,9 @@ def chat_command(
 
     out = Output(quiet=quiet)
     lines = SourceLines()
-    with _opened(db, collection, base_url, keep_alive) as index:
-        llm = _chat_model(index, chat_model, keep_alive, temperature)
-        retriever = index.as_retriever(search_kwargs={"k": k, "mode": mode, "include_root": True})
-        chain = chat_chain(retriever, llm, citations=citations, with_sources=True)  # type: ignore[arg-type]
+    with setup.chain(chat_chain) as (index, chain):
         out.say(
-            f"Chatting with {chat_model} over {db} ({index.count()} chunks, "
+            f"Chatting with {setup.chat_model} over {setup.db} ({index.count()} chunks, "
             f"{index.manifest.model_label}). /clear forgets, /exit or Ctrl-D ends."
         )
         history: list[BaseMessage] = []
@@ -311,5 +315,5 @@ def chat_command(
                 continue
             history += [HumanMessage(question), AIMessage(answer)]
             if not quiet:
-                _show_sources(_sources(docs, answer, citations, lines))
+                _show_sources(_sources(docs, answer, setup.citations, lines))
                 click.echo()
