@@ -61,8 +61,8 @@ from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
 from ollama_rag.search import MIN_CALIBRATION, Searcher, SearchResults, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
-from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.base import ChunkStore
+from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.hybrid import HybridStore
 from ollama_rag.storage.kinds import StoreKind, open_store, resolve_store
 from ollama_rag.storage.schema import public_metadata

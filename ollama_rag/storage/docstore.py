@@ -200,7 +200,7 @@ class DocStore:
         if column not in ("manifest", "token", "role"):
             raise ValueError(column)
         with self.transaction() as db:
-            db.execute(f"UPDATE collections SET {column}=? WHERE uid=?", (value, uid))  # noqa: S608
+            db.execute(f"UPDATE collections SET {column}=? WHERE uid=?", (value, uid))
 
     def stamp(self, uid: str) -> str | None:
         """The collection's stamp: it changes with every committed change of its rows."""
@@ -223,7 +223,7 @@ class DocStore:
         self, uid: str, columns: str, *, batch: int, after: int = 0
     ) -> Iterator[list[tuple[Any, ...]]]:
         """``columns`` (``fid`` first) of every row, in pages by FAISS id."""
-        sql = f"SELECT {columns} FROM chunks WHERE uid=? AND fid>? ORDER BY fid LIMIT ?"  # noqa: S608
+        sql = f"SELECT {columns} FROM chunks WHERE uid=? AND fid>? ORDER BY fid LIMIT ?"
         while True:
             page = self.select(sql, (uid, after, batch))
             if not page:
@@ -239,7 +239,7 @@ class DocStore:
         found: list[Row] = []
         for part in _batches(list(values)):
             sql = (
-                f"SELECT fid, id, text, metadata, {blob} FROM chunks "  # noqa: S608
+                f"SELECT fid, id, text, metadata, {blob} FROM chunks "
                 f"WHERE uid=? AND {column} IN ({_marks(len(part))})"
             )
             found.extend(Row(*row) for row in self.select(sql, (uid, *part)))
@@ -286,7 +286,7 @@ class DocStore:
     def delete_fids(db: sqlite3.Connection, fids: Sequence[int]) -> None:
         """Delete rows by FAISS id."""
         for part in _batches(list(fids)):
-            db.execute(f"DELETE FROM chunks WHERE fid IN ({_marks(len(part))})", part)  # noqa: S608
+            db.execute(f"DELETE FROM chunks WHERE fid IN ({_marks(len(part))})", part)
 
 
 def _columns(metadata: Metadata) -> tuple[Any, ...]:

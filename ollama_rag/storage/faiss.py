@@ -209,9 +209,10 @@ class _Vectors:
             index = faiss.deserialize_index(np.frombuffer(data[start:], dtype=np.uint8))
         except RuntimeError as err:
             raise ValueError(str(err).splitlines()[0]) from err
+        # deserialize_index returns the concrete type; a downcast would drop ownership.
         if int(index.d) != dimension:
             raise ValueError(f"{index.d}-d vectors, not {dimension}-d")
-        found = cls(kind, dimension, stamp.decode("ascii"), faiss.downcast_index(index))
+        found = cls(kind, dimension, stamp.decode("ascii"), index)
         found.dead = {int(f) for f in dead}
         found.dirty = False
         return found
