@@ -117,6 +117,8 @@ def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     per store: the same tests prove both behave the same.
     """
     if request.param == "faiss":
+        if request.node.get_closest_marker("chroma_only"):
+            pytest.skip("tests Chroma itself")
         pytest.importorskip("faiss")
     monkeypatch.setenv("OLLAMA_RAG_STORE", request.param)
     return str(request.param)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -38,6 +39,7 @@ import numpy as np
 
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
+    ConfigError,
     INDEX_FORKED_MESSAGE,
     IndexClosedError,
     IndexForkedError,
@@ -63,6 +65,7 @@ __all__ = [
     "StoredSource",
     "Vector",
     "Where",
+    "check_collection_name",
     "folder_size",
 ]
 
@@ -80,6 +83,25 @@ def folder_size(path: str | os.PathLike[str]) -> int:
             with contextlib.suppress(OSError):  # a file removed while we walk
                 total += os.path.getsize(os.path.join(folder, name))
     return total
+
+
+# Chroma's rule for collection names, kept by every store so an index can move between them.
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
+
+
+def check_collection_name(name: str) -> None:
+    """Refuse a collection name Chroma would refuse (every store keeps the same rule).
+
+    Raises:
+        ConfigError: The name is not 3-512 characters of ``[A-Za-z0-9._-]`` starting and ending
+            with a letter or digit.
+    """
+    if not _COLLECTION_NAME.match(name):
+        msg = (
+            f"Invalid collection name {name!r}: use 3-500 characters from "
+            "[A-Za-z0-9._-], starting and ending with a letter or digit"
+        )
+        raise ConfigError(msg)
 
 
 Vector: TypeAlias = np.ndarray[Any, np.dtype[np.float32]]
@@ -605,6 +627,11 @@ class ChunkStore(ABC):
     # ------------------------------------------------------------------ LangChain
 
     def vectorstore(self, embeddings: Embeddings, writer: IndexWriter) -> VectorStore:
-        """This store as a LangChain vector store whose writes go through ``writer``."""
-        msg = f"The store at {self.location} has no LangChain vector store view"
-        raise NotImplementedError(msg)
+        """This store as a LangChain vector store whose writes go through ``writer``.
+
+        Here a :class:`~ollama_rag.storage.view.StoreView`, answered by this store's own calls;
+        a store with a LangChain class of its own (Chroma) returns that instead.
+        """
+        from ollama_rag.storage.view import StoreView
+
+        return StoreView(self, embeddings, writer)

@@ -83,6 +83,7 @@ from ollama_rag.storage.base import (
     StoredSource,
     Vector,
     Where,
+    check_collection_name,
     folder_size,
 )
 from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
@@ -144,7 +145,6 @@ _MIGRATION_KEYS = (MIGRATION_OF, MIGRATION_COMPLETE, SOURCE_VERSION)
 # Changes with every write (see ChunkStore.write_token); kept by manifest writes.
 WRITE_TOKEN = "ollama_rag.write_token"
 
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 _LOCKED_FIX = (
     "Chroma loses vectors when two processes write one directory: close the other process "
     "first, or serve the index with `chroma run --path {dir}` and open it with "
@@ -560,12 +560,7 @@ class ChromaStore(ChunkStore):
                 Chroma database (nothing was created).
             IndexLockedError: Another process has the directory open.
         """
-        if not _COLLECTION_NAME.match(collection):
-            msg = (
-                f"Invalid collection name {collection!r}: use 3-500 characters from "
-                "[A-Za-z0-9._-], starting and ending with a letter or digit"
-            )
-            raise ConfigError(msg)
+        check_collection_name(collection)
         handle = _open_client(
             path, client, collection=collection, read_only=read_only, create=create
         )

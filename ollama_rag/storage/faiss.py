@@ -61,6 +61,7 @@ from ollama_rag.storage.base import (
     StoredSource,
     Vector,
     Where,
+    check_collection_name,
     folder_size,
 )
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
@@ -355,6 +356,7 @@ class FaissStore(ChunkStore):
             IndexLockedError: Another process has the directory open for writing.
         """
         import_faiss()
+        check_collection_name(collection)
         if index is not None and index not in INDEX_TYPES:
             msg = f"faiss_index must be one of {', '.join(map(repr, INDEX_TYPES))}, not {index!r}"
             raise ConfigError(msg)
