@@ -20,6 +20,8 @@ from ollama_rag.cli import cli
 from ollama_rag.cli.show import display_width, location, snippet
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 SEARCH_KEYS = {
     "rank",
     "score",

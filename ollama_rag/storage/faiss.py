@@ -895,6 +895,13 @@ class FaissStore(ChunkStore):
 
     def _drop(self, uid: str) -> None:
         self._db.drop_collection(uid)
+        self._forget(uid)
+
+    def _forget(self, uid: str) -> None:
+        """Let go of a collection no longer in the docstore: its FAISS index and file.
+
+        A crash before this leaves only a file :meth:`recover` removes on the next open.
+        """
         self._handle.vectors.pop(uid, None)
         file = self._handle.file(uid)
         if file is not None:
@@ -916,8 +923,5 @@ class FaissStore(ChunkStore):
                 db.execute("DELETE FROM chunks WHERE uid=?", (old,))
                 db.execute("DELETE FROM collections WHERE uid=?", (old,))
                 db.execute("UPDATE collections SET role='current' WHERE uid=?", (new,))
-            self._handle.vectors.pop(old, None)
-            file = self._handle.file(old)
-            if file is not None:
-                file.unlink(missing_ok=True)
+            self._forget(old)
         side.close()
