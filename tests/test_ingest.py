@@ -241,7 +241,7 @@ def test_a_rewrite_interrupted_mid_write_is_not_taken_for_complete(
 
         # A crash between writing v2's new chunks and deleting v1's stale ones cannot be timed
         # for real from outside; raising from the delete stands in for it.
-        def crash(**_: object) -> None:
+        def crash(*_: object, **__: object) -> None:
             raise KeyboardInterrupt
 
         if store_kind == "faiss":  # one transaction per write: the crash rolls it all back
