@@ -16,7 +16,15 @@ from ollama_rag.errors import STORE_KIND_MESSAGE, ConfigError
 from ollama_rag.storage.base import ChunkStore
 from ollama_rag.storage.docstore import DOCSTORE_FILE
 
-__all__ = ["STORE_ENV", "STORE_KINDS", "StoreKind", "detect_store", "open_store", "resolve_store"]
+__all__ = [
+    "STORE_ENV",
+    "STORE_KINDS",
+    "StoreKind",
+    "detect_store",
+    "open_store",
+    "resolve_store",
+    "store_version",
+]
 
 StoreKind: TypeAlias = Literal["chroma", "faiss"]
 STORE_KINDS: tuple[StoreKind, ...] = ("chroma", "faiss")
@@ -86,3 +94,13 @@ def open_store(
     from ollama_rag.storage.chroma import ChromaStore
 
     return ChromaStore.open(path, collection=collection, read_only=read_only, create=create)
+
+
+def store_version(kind: str) -> str:
+    """The installed version of the library behind a store kind (``chromadb``, ``faiss-cpu``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("faiss-cpu" if kind == "faiss" else "chromadb")
+    except PackageNotFoundError:
+        return "not installed"
