@@ -283,12 +283,11 @@ class RagIndex:
                 msg = "read_only=True applies to an index opened by path, not to a store instance"
                 raise ConfigError(msg)
             if path is not None or client is not None:
-                msg = "Pass a store instance alone: path= and client= choose the store"
+                msg = "Pass store= alone when it is a store instance: path= and client= choose a store"
                 raise ConfigError(msg)
             vectors: ChunkStore = store
         else:
-            kind = "chroma" if client is not None and store is None else store
-            kind = resolve_store(path, kind)
+            kind = resolve_store(path, "chroma" if client is not None and store is None else store)
             if client is not None and kind != "chroma":
                 msg = "client= is a Chroma server; a FAISS index lives in a directory (path=)"
                 raise ConfigError(msg)

@@ -39,8 +39,8 @@ import numpy as np
 
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
-    ConfigError,
     INDEX_FORKED_MESSAGE,
+    ConfigError,
     IndexClosedError,
     IndexForkedError,
 )

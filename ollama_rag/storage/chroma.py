@@ -37,7 +37,6 @@ import functools
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 import threading

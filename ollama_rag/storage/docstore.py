@@ -79,7 +79,8 @@ CREATE INDEX IF NOT EXISTS chunks_split ON chunks (uid, split_of);
 
 def as_vector(blob: bytes) -> Vector:
     """A stored vector (float32 bytes) as an array of its own (the blob's buffer is shared)."""
-    return np.frombuffer(blob, dtype=np.float32).copy()
+    vector: Vector = np.frombuffer(blob, dtype=np.float32).copy()
+    return vector
 
 
 class Row:

@@ -107,7 +107,7 @@ def import_faiss() -> Any:
 def _normalised(vectors: Any) -> np.ndarray[Any, np.dtype[np.float32]]:
     matrix = np.array(vectors, dtype=np.float32, ndmin=2)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1, norms)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 class _Vectors:

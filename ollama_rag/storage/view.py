@@ -196,7 +196,7 @@ class StoreView(VectorStore):
             return []
         chosen = maximal_marginal_relevance(
             np.asarray(vector, dtype=np.float32),
-            [np.asarray(hit.vector) for hit in hits],
+            [[float(x) for x in np.asarray(hit.vector)] for hit in hits],
             k=k,
             lambda_mult=lambda_mult,
         )
