@@ -234,6 +234,7 @@ class _Handle:
     refs: int = 1
     mutex: threading.RLock = dataclasses.field(default_factory=threading.RLock)
     vectors: dict[str, _Vectors] = dataclasses.field(default_factory=dict)
+    owner: int = dataclasses.field(default_factory=os.getpid)
 
     def file(self, uid: str) -> Path | None:
         """The FAISS file of a collection (None in memory)."""
@@ -243,6 +244,8 @@ class _Handle:
         return self.gate.writing() if self.gate is not None else contextlib.nullcontext()
 
     def release(self) -> None:
+        if self.owner != os.getpid():  # a fork()ed child's copy: the parent's to release
+            return
         with _registry_lock:
             self.refs -= 1
             if self.refs > 0:
@@ -259,6 +262,18 @@ class _Handle:
 
 _registry_lock = threading.Lock()
 _open: dict[str, _Handle] = {}
+
+
+def _forget_after_fork() -> None:
+    # A forked child inherits the parent's handles but not its lock: it must open (and lock)
+    # the directory itself, or be refused like any other process.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _open.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _open_handle(directory: Path | None, *, read_only: bool, create: bool, where: str) -> _Handle:
