@@ -63,14 +63,12 @@ def test_a_damaged_faiss_file_is_rebuilt_from_the_docstore(
     build(db, ollama)
     file = faiss_file(db)
     data = file.read_bytes()
-    file.write_bytes(
-        {"garbage": os.urandom(len(data)), "truncated": data[:-100], "empty": b""}[damage]
-    )
+    damaged = {"garbage": os.urandom(len(data)), "truncated": data[:-100], "empty": b""}
+    file.write_bytes(damaged[damage])
     ollama.reset_counters()
-    with (
-        pytest.warns(IndexRepairedWarning, match="rebuilt from the vectors in its docstore"),
-        RagIndex(db, base_url=ollama.url) as index,
-    ):
+    with pytest.warns(IndexRepairedWarning, match="rebuilt from the vectors in its docstore"):
+        index = RagIndex(db, base_url=ollama.url)
+    with index:
         assert index.count() == len(TEXTS)
         assert_in_step(index)
         assert index.search("富士山 3005メートル", k=1)[0].metadata["source"] == "doc5.md"
