@@ -283,7 +283,7 @@ class RagIndex:
                 msg = "read_only=True applies to an index opened by path, not to a store instance"
                 raise ConfigError(msg)
             if path is not None or client is not None:
-                msg = "Pass store= alone when it is a store instance: path= and client= choose a store"
+                msg = "Pass a store instance as store= alone: path= and client= choose a store"
                 raise ConfigError(msg)
             vectors: ChunkStore = store
         else:
