@@ -629,9 +629,8 @@ class ChunkStore(ABC):
     def vectorstore(self, embeddings: Embeddings, writer: IndexWriter) -> VectorStore:
         """This store as a LangChain vector store whose writes go through ``writer``.
 
-        Here a :class:`~ollama_rag.storage.view.StoreView`, answered by this store's own calls;
-        a store with a LangChain class of its own (Chroma) returns that instead.
+        A store without a LangChain class of its own can return a
+        :class:`~ollama_rag.storage.view.StoreView`, answered by its own calls.
         """
-        from ollama_rag.storage.view import StoreView
-
-        return StoreView(self, embeddings, writer)
+        msg = f"The store at {self.location} has no LangChain vector store view"
+        raise NotImplementedError(msg)

@@ -72,6 +72,11 @@ from ollama_rag.storage.schema import COMPLETE, ROOT, SOURCE, Metadata
 if TYPE_CHECKING:
     import sqlite3
 
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+
+    from ollama_rag.storage.base import IndexWriter
+
 __all__ = ["FAISS_DIR", "INDEX_TYPES", "FaissStore", "import_faiss"]
 
 INDEX_TYPES = ("flat", "hnsw")
@@ -940,3 +945,11 @@ class FaissStore(ChunkStore):
                 db.execute("UPDATE collections SET role='current' WHERE uid=?", (new,))
             self._forget(old)
         side.close()
+
+    # ------------------------------------------------------------------ LangChain
+
+    def vectorstore(self, embeddings: Embeddings, writer: IndexWriter) -> VectorStore:
+        """A LangChain vector store answered by this store; writes go through ``writer``."""
+        from ollama_rag.storage.view import StoreView
+
+        return StoreView(self, embeddings, writer)
