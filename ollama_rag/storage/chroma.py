@@ -95,6 +95,7 @@ from ollama_rag.storage.schema import (
     SPLIT_OF,
     Metadata,
 )
+from ollama_rag.storage.view import BYPASS_MESSAGE
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -1669,13 +1670,6 @@ class ChromaStore(ChunkStore):
             embedding_function=embeddings,
             create_collection_if_not_exists=False,
         )
-
-
-BYPASS_MESSAGE = (
-    "{what} on index.vectorstore would bypass ollama-rag's chunking, completion markers and "
-    "model guard; use index.add_texts(...) / index.add_documents(...) to write and "
-    "index.delete(ids=... or source=...) to delete"
-)
 
 
 @functools.cache

@@ -91,6 +91,12 @@ class StoreView(VectorStore):
         self._writer.delete(ids)
         return True
 
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        raise ConfigError(BYPASS_MESSAGE.format(what="This call"))
+
+    # Chroma's writing calls, which code written for index.vectorstore on Chroma may make.
+    update_document = update_documents = reset_collection = delete_collection = _refuse
+
     @classmethod
     def from_texts(
         cls,
