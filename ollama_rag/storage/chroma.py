@@ -95,13 +95,12 @@ from ollama_rag.storage.schema import (
     SPLIT_OF,
     Metadata,
 )
-from ollama_rag.storage.view import BYPASS_MESSAGE
+from ollama_rag.storage.view import WritesThroughIndex
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_chroma import Chroma
-    from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
 
 __all__ = [
@@ -1681,7 +1680,7 @@ def _guarded_chroma() -> Callable[..., Chroma]:
     """
     from langchain_chroma import Chroma
 
-    class GuardedChroma(Chroma):
+    class GuardedChroma(WritesThroughIndex, Chroma):
         """LangChain's ``Chroma`` on an index's collection; writes go through the index."""
 
         def __init__(self, writer: IndexWriter, store: ChromaStore, **kwargs: Any) -> None:
@@ -1736,41 +1735,5 @@ def _guarded_chroma() -> Callable[..., Chroma]:
                 where_document=where_document,
                 include=include,
             )
-
-        def add_texts(
-            self,
-            texts: Iterable[str],
-            metadatas: list[dict[Any, Any]] | None = None,
-            ids: list[str] | None = None,
-            **kwargs: Any,
-        ) -> list[str]:
-            """Add texts through the index (split, embedded, marked); ids are its own."""
-            if ids is not None and any(i is not None for i in ids):
-                raise ConfigError(BYPASS_MESSAGE.format(what="Writing chosen ids"))
-            if kwargs:
-                raise ConfigError(BYPASS_MESSAGE.format(what=f"add_texts({', '.join(kwargs)}=)"))
-            return self._writer.add_texts(list(texts), metadatas)
-
-        def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-            """Add documents through the index, like :meth:`add_texts`."""
-            ids = kwargs.pop("ids", None) or [d.id for d in documents]
-            return self.add_texts(
-                [d.page_content for d in documents],
-                [dict(d.metadata) for d in documents],
-                ids=ids,
-                **kwargs,
-            )
-
-        def delete(self, ids: list[str] | None = None, **kwargs: Any) -> None:
-            """Delete chunks by id through the index."""
-            if kwargs or ids is None:
-                raise ConfigError(BYPASS_MESSAGE.format(what="Deleting by filter"))
-            self._writer.delete(ids)
-
-        def _refuse(self, *_: Any, **__: Any) -> Any:
-            raise ConfigError(BYPASS_MESSAGE.format(what="This call"))
-
-        update_document = update_documents = _refuse
-        add_images = reset_collection = delete_collection = fork = _refuse
 
     return GuardedChroma

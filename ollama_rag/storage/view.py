@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ollama_rag.storage.base import ChunkStore, Hit, IndexWriter, Where
 
-__all__ = ["BYPASS_MESSAGE", "StoreView"]
+__all__ = ["BYPASS_MESSAGE", "StoreView", "WritesThroughIndex"]
 
 BYPASS_MESSAGE = (
     "{what} on index.vectorstore would bypass ollama-rag's chunking, completion markers and "
@@ -36,34 +36,19 @@ def _document(hit: Any) -> Document:
     return Document(page_content=hit.text, metadata=dict(hit.metadata), id=hit.id)
 
 
-class StoreView(VectorStore):
-    """A LangChain vector store over a chunk store; writes go through the index.
+class WritesThroughIndex:
+    """LangChain's writing calls on a vector store, sent through the index (a mixin).
 
-    Scores of ``similarity_search_with_score`` are cosine distances (0 = same), as Chroma's.
-
-    Args:
-        store: The chunk store.
-        embeddings: The index's embeddings (queries are embedded with them).
-        writer: The index, which splits, embeds and marks what is added.
+    Writes go through ``self._writer`` (the index), so chunking, completion markers and the
+    model guard apply as to ``index.add_texts``; calls that would write around it are refused.
     """
 
-    def __init__(self, store: ChunkStore, embeddings: Embeddings, writer: IndexWriter) -> None:
-        self._store = store
-        self._embeddings = embeddings
-        self._writer = writer
-
-    @property
-    def embeddings(self) -> Embeddings:
-        """The index's embeddings."""
-        return self._embeddings
-
-    # ------------------------------------------------------------------ writing
+    _writer: IndexWriter
 
     def add_texts(
         self,
         texts: Iterable[str],
         metadatas: list[dict[Any, Any]] | None = None,
-        *,
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
@@ -84,18 +69,40 @@ class StoreView(VectorStore):
             **kwargs,
         )
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> None:
         """Delete chunks by id through the index."""
         if kwargs or ids is None:
             raise ConfigError(BYPASS_MESSAGE.format(what="Deleting by filter"))
         self._writer.delete(ids)
-        return True
 
     def _refuse(self, *_: Any, **__: Any) -> Any:
         raise ConfigError(BYPASS_MESSAGE.format(what="This call"))
 
-    # Chroma's writing calls, which code written for index.vectorstore on Chroma may make.
-    update_document = update_documents = reset_collection = delete_collection = _refuse
+    # Chroma's other writing calls, which code written for index.vectorstore may make.
+    update_document = update_documents = _refuse
+    add_images = reset_collection = delete_collection = fork = _refuse
+
+
+class StoreView(WritesThroughIndex, VectorStore):
+    """A LangChain vector store over a chunk store; writes go through the index.
+
+    Scores of ``similarity_search_with_score`` are cosine distances (0 = same), as Chroma's.
+
+    Args:
+        store: The chunk store.
+        embeddings: The index's embeddings (queries are embedded with them).
+        writer: The index, which splits, embeds and marks what is added.
+    """
+
+    def __init__(self, store: ChunkStore, embeddings: Embeddings, writer: IndexWriter) -> None:
+        self._store = store
+        self._embeddings = embeddings
+        self._writer = writer
+
+    @property
+    def embeddings(self) -> Embeddings:
+        """The index's embeddings."""
+        return self._embeddings
 
     @classmethod
     def from_texts(
