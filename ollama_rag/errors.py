@@ -86,6 +86,10 @@ STORE_KIND_MESSAGE = (
     "(or with store={found!r}), or give another directory for a new {asked} index"
 )
 FAISS_EXTRA_MESSAGE = "The FAISS store needs faiss-cpu: pip install 'ollama-rag[faiss]'"
+READ_ONLY_MESSAGE = (
+    "The index at {where} was opened with read_only=True and cannot be written ({what}); "
+    "open it without read_only to write"
+)
 INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
 REPAIRED_PROBLEM = (
     "The index at {where} was damaged ({damage}), as a process killed while writing can leave "

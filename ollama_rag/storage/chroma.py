@@ -62,6 +62,7 @@ import numpy as np
 from ollama_rag.errors import (
     FOREIGN_COLLECTION_MESSAGE,
     FOREIGN_COLLECTION_PROBLEM,
+    READ_ONLY_MESSAGE,
     ConfigError,
     Explained,
     Fix,
@@ -85,7 +86,7 @@ from ollama_rag.storage.base import (
     check_collection_name,
     folder_size,
 )
-from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
+from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import (
     CHUNK_INDEX,
     COMPLETE,
@@ -600,21 +601,10 @@ class ChromaStore(ChunkStore):
             IndexReadOnlyError: The store was opened read-only.
         """
         if self._handle.read_only:
-            msg = (
-                f"The index at {self.location} was opened with read_only=True and cannot be "
-                f"written ({what}); open it without read_only to write"
-            )
+            msg = READ_ONLY_MESSAGE.format(where=self.location, what=what)
             raise IndexReadOnlyError(msg, path=self.path)
-        lock = self._handle.lock
-        if lock is None or self._handle.read_only:
+        with noting(self._handle.lock, what):
             yield
-            return
-        lock.note(what)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
-                lock.note(None)
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         """Hold the write gate: a snapshot never copies the files halfway through a write."""

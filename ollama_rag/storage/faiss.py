@@ -44,6 +44,7 @@ import numpy as np
 from ollama_rag.errors import (
     FAISS_EXTRA_MESSAGE,
     FAISS_REBUILT_MESSAGE,
+    READ_ONLY_MESSAGE,
     ConfigError,
     IndexReadOnlyError,
     IndexRepairedWarning,
@@ -66,7 +67,7 @@ from ollama_rag.storage.base import (
 )
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
 from ollama_rag.storage.filters import matches, matches_document
-from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
+from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import COMPLETE, ROOT, SOURCE, Metadata
 
 if TYPE_CHECKING:
@@ -533,23 +534,15 @@ class FaissStore(ChunkStore):
             IndexReadOnlyError: The store was opened read-only.
         """
         self._check_writable(what)
-        lock = self._handle.lock
-        if lock is not None:
-            lock.note(what)
-        try:
-            yield
-        finally:
-            self._save()
-            if lock is not None:
-                with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
-                    lock.note(None)
+        with noting(self._handle.lock, what):
+            try:
+                yield
+            finally:
+                self._save()
 
     def _check_writable(self, what: str) -> None:
         if self._handle.read_only:
-            msg = (
-                f"The index at {self.location} was opened with read_only=True and cannot be "
-                f"written ({what}); open it without read_only to write"
-            )
+            msg = READ_ONLY_MESSAGE.format(where=self.location, what=what)
             raise IndexReadOnlyError(msg, path=self.path)
 
     # ------------------------------------------------------------------ the FAISS index
