@@ -76,8 +76,11 @@ def test_a_damaged_faiss_file_is_rebuilt_from_the_docstore(
 
 
 @pytest.mark.reliability
-def test_a_stale_or_missing_faiss_file_is_rebuilt_quietly(
-    tmp_path: Path, ollama: LocalOllama, recwarn: pytest.WarningsRecorder
+def test_a_stale_or_missing_faiss_file_is_caught_up_quietly(
+    tmp_path: Path,
+    ollama: LocalOllama,
+    recwarn: pytest.WarningsRecorder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db = tmp_path / "db"
     build(db, ollama)
@@ -86,7 +89,13 @@ def test_a_stale_or_missing_faiss_file_is_rebuilt_quietly(
         index.delete(source="doc0.md")
         index.add_texts(["新しい章。琵琶湖は日本で一番大きい湖です。"], source="new.md")
     faiss_file(db).write_bytes(stale)  # as if the save after these writes never happened
+    caught_up: list[str] = []
+    real = FaissStore._catch_up
+    monkeypatch.setattr(
+        FaissStore, "_catch_up", lambda self, uid, *a: caught_up.append(uid) or real(self, uid, *a)
+    )
     with RagIndex(db, base_url=ollama.url) as index:
+        assert len(caught_up) == 1  # the file was brought in step, not rebuilt
         assert_in_step(index)
         assert "doc0.md" not in {s.source for s in index.sources()}
         assert index.search("琵琶湖", k=1)[0].metadata["source"] == "new.md"

@@ -121,10 +121,10 @@ class DocStore:
         # isolation_level=None: transactions are begun and ended here, explicitly.
         self._db = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
         # WAL: a commit is one append, and a kill -9 mid-transaction leaves the last commit.
-        # synchronous=NORMAL keeps that (a power cut may lose the newest commits, never
-        # consistency; the stamp check then rebuilds a FAISS file newer than the rows).
+        # synchronous=FULL syncs each commit (one per write call), so even a power cut never
+        # leaves a saved FAISS file ahead of the rows: catching a file up relies on it.
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

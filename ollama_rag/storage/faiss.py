@@ -4,12 +4,14 @@ An index directory holds ``faiss.sqlite3`` (the :class:`~.docstore.DocStore`: ch
 vectors, manifests, markers) and ``faiss/<collection uid>.faiss``, the search index. The
 database is the source of truth; the FAISS file is a cache of the vectors in it:
 
-- every write call is one SQLite transaction, and gives the collection a new *stamp*;
+- every write call is one SQLite transaction (synced), and gives the collection a new *stamp*;
 - the in-memory FAISS index is changed after the commit, and written to its file (a temporary
-  file, fsync, rename) at the end of each operation (``doing``) and on close, stamped;
-- on open, a file whose stamp is not the database's (a crash after a commit), or that is
-  missing, is rebuilt from the stored vectors; one that cannot be read is rebuilt with an
-  :class:`~ollama_rag.errors.IndexRepairedWarning`. Nothing is ever embedded again.
+  file, fsync, rename), stamped, on close and after an operation (``doing``) that changed a
+  tenth of it (each save writes the whole index);
+- on open, a file whose stamp is not the database's (a crash after a commit) is caught up: FAISS
+  ids are never reused, so the rows deleted and added since it was saved are the difference of
+  the two id sets. A missing file is rebuilt from the stored vectors; one that cannot be read is
+  rebuilt with an :class:`~ollama_rag.errors.IndexRepairedWarning`. Nothing is embedded again.
 
 So a ``kill -9`` at any instant leaves the last committed state, and the FAISS index used is
 always the one of the rows. A migration writes a side collection in the same database, and
@@ -34,6 +36,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
 
     from ollama_rag.storage.base import IndexWriter
 
-__all__ = ["FAISS_DIR", "INDEX_TYPES", "FaissStore", "import_faiss"]
+__all__ = ["FAISS_DIR", "INDEX_TYPES", "SAVE_AFTER", "SAVE_SHARE", "FaissStore", "import_faiss"]
 
 INDEX_TYPES = ("flat", "hnsw")
 """The FAISS index types: exact (``flat``, the default) and approximate (``hnsw``)."""
@@ -91,6 +94,10 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
 # An HNSW graph is rebuilt once this share of its entries are deleted rows.
 HNSW_DEAD_SHARE = 0.25
+SAVE_SHARE = 0.1
+"""After an operation, the FAISS file is saved once this share of its rows changed..."""
+SAVE_AFTER = 60.0
+"""...or this many seconds passed since the last save (and always on close)."""
 _MAGIC = b"ORAGFAIS"
 _HEADER = struct.Struct("<8s32sQ")  # magic, stamp, dead ids that follow
 _ADD_BATCH = 4096
@@ -133,14 +140,18 @@ class _Vectors:
         self.stamp = stamp
         self.dead: set[int] = set()
         self.dirty = True  # differs from its file
+        self.changes = 0  # rows added or removed since the file was saved
+        self.saved_at = time.monotonic()
 
     def add(self, fids: Sequence[int], vectors: Sequence[Vector]) -> None:
         if fids:
             self.index.add_with_ids(np.stack(vectors), np.asarray(fids, dtype=np.int64))
+            self.changes += len(fids)
 
     def remove(self, fids: Sequence[int]) -> None:
         if not fids:
             return
+        self.changes += len(fids)
         if self.kind == "hnsw":
             self.dead.update(fids)  # HNSW cannot remove: searches leave them out
         else:
@@ -188,6 +199,8 @@ class _Vectors:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, file)
+        self.changes = 0
+        self.saved_at = time.monotonic()
         with contextlib.suppress(OSError):  # the rename is durable once the folder is synced
             folder = os.open(file.parent, os.O_RDONLY)
             try:
@@ -222,6 +235,7 @@ class _Vectors:
         found = cls(kind, dimension, stamp.decode("ascii"), index)
         found.dead = {int(f) for f in dead}
         found.dirty = False
+        found.changes = 0
         return found
 
 
@@ -538,7 +552,7 @@ class FaissStore(ChunkStore):
             try:
                 yield
             finally:
-                self._save()
+                self._save(whenever=False)
 
     def _check_writable(self, what: str) -> None:
         if self._handle.read_only:
@@ -568,7 +582,9 @@ class FaissStore(ChunkStore):
                         stacklevel=3,
                     )
                 else:
-                    if loaded.stamp == stamp and not loaded.worn:
+                    if loaded.stamp != stamp:
+                        self._catch_up(uid, loaded, stamp)
+                    if not loaded.worn:
                         self._handle.vectors[uid] = loaded
                         return loaded
             built = _Vectors(kind, manifest.dimension, stamp)
@@ -577,8 +593,31 @@ class FaissStore(ChunkStore):
             self._handle.vectors[uid] = built
             return built
 
-    def _save(self) -> None:
-        """Write the FAISS file of this collection if it changed (not for read-only snapshots)."""
+    def _catch_up(self, uid: str, loaded: _Vectors, stamp: str | None) -> None:
+        """Bring a FAISS index read from an older file in step with the docstore.
+
+        A FAISS id is never reused and a row's vector never changes under its id (a new vector
+        is a new row), so the difference of the id sets is the whole difference: rows deleted
+        since the file was saved are removed, rows added since are read and added. (The file is
+        never ahead of the docstore: commits are synced before a file is saved.)
+        """
+        faiss = import_faiss()
+        in_file = {int(f) for f in faiss.vector_to_array(loaded.index.id_map)} - loaded.dead
+        stored = {int(f) for page in self._db.pages(uid, "fid", batch=50_000) for (f,) in page}
+        loaded.remove(sorted(in_file - stored))
+        added = self._db.rows_by(uid, "fid", sorted(stored - in_file), vectors=True)
+        loaded.add([r.fid for r in added], [as_vector(r.blob or b"") for r in added])
+        loaded.stamp = stamp
+        loaded.dirty = True
+
+    def _save(self, *, whenever: bool = True) -> None:
+        """Write the FAISS file of this collection if it changed (not for read-only snapshots).
+
+        Args:
+            whenever: Save any change; False saves only once enough changed (see
+                :data:`SAVE_SHARE`) or the last save is old, since each save writes the whole
+                index, and a file behind the docstore is caught up on open at little cost.
+        """
         if self._handle.read_only:
             return
         uid = self._uid()
@@ -587,7 +626,15 @@ class FaissStore(ChunkStore):
         with self._handle.writing(), self._handle.mutex:
             found = self._handle.vectors.get(uid)
             file = self._handle.file(uid)
-            if found is not None and found.dirty and file is not None:
+            if found is None or not found.dirty or file is None:
+                return
+            due = (
+                whenever
+                or not file.exists()
+                or found.changes >= SAVE_SHARE * max(1, int(found.index.ntotal))
+                or time.monotonic() - found.saved_at >= SAVE_AFTER
+            )
+            if due:
                 found.save(file)
 
     def _change(
