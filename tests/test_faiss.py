@@ -276,3 +276,40 @@ def test_hnsw_recall_against_exact_and_deleted_rows_never_returned() -> None:
     assert int(hnsw._vectors().index.ntotal) == hnsw.count() == 1800
     for store in stores.values():
         store.close()
+
+
+def test_hnsw_holds_one_graph_entry_per_text_and_finds_every_copy() -> None:
+    """Thousands of identical vectors would cut an HNSW graph apart: copies stay out of it."""
+    from ollama_rag.manifest import IndexManifest
+    from ollama_rag.storage.base import ChunkRow, SourceWrite
+
+    rng = np.random.default_rng(1)
+    others = rng.standard_normal((1000, 32)).astype(np.float32)
+    same = rng.standard_normal(32).astype(np.float32)
+    store = FaissStore.open(index="hnsw")
+    store.create(IndexManifest("m", "sha256:x", 32, 512, 100, 10))
+    for start in range(0, 1000, 100):  # interleaved, the worst case for a graph
+        rows = [
+            ChunkRow(f"o{i}", f"t{i}", {"source": "o", "content_hash": f"h{i}"}, others[i])
+            for i in range(start, start + 100)
+        ]
+        copies = [
+            ChunkRow(f"s{i}", "same", {"source": "s", "chunk_index": i, "content_hash": "x"}, same)
+            for i in range(start * 3, (start + 100) * 3)
+        ]
+        store.write([SourceWrite("o", rows, marker=None), SourceWrite("s", copies, marker=None)])
+    try:
+        assert int(store._vectors().index.ntotal) == 1001  # 1,000 texts and one for 3,000 copies
+        found = sum(store.query(v, 1)[0].id == f"o{i}" for i, v in enumerate(others))
+        assert found == 1000
+        hits = store.query(same, 5, where={"chunk_index": {"$gte": 2995}})
+        assert sorted(h.metadata["chunk_index"] for h in hits) == [2995, 2996, 2997, 2998, 2999]
+        assert all(h.score == pytest.approx(1.0) for h in hits)
+        store.delete_ids([f"s{i}" for i in range(2990)])  # the graph entry's row among them
+        assert [h.id for h in store.query(same, 20) if h.text == "same"] == [
+            f"s{i}" for i in range(2990, 3000)
+        ]
+        store.delete_sources(["s"])
+        assert all(h.text != "same" for h in store.query(same, 5))
+    finally:
+        store.close()

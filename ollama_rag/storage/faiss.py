@@ -19,9 +19,11 @@ always the one of the rows. A migration writes a side collection in the same dat
 
 Index types (recorded in the manifest as ``vector_index``): ``"flat"``, exact inner product on
 L2-normalised vectors (``IndexFlatIP`` in an ``IndexIDMap2``; scores are cosines, as Chroma's);
-``"hnsw"``, an approximate graph (``IndexHNSWFlat``, inner product) for large indexes: FAISS
-cannot remove from it, so deleted rows are left out of searches until a quarter of the graph
-is dead, when it is rebuilt.
+``"hnsw"``, an approximate graph (``IndexHNSWFlat``, inner product) for large indexes. It holds
+one entry per distinct text (content hash): a search finds the text, then every stored row of
+it, since thousands of identical vectors cut a graph apart. FAISS cannot remove from it, so
+deleted entries are left out of searches (another row of the text takes over) until a quarter
+of the graph is dead, when it is rebuilt.
 
 Filters are Chroma's syntax, evaluated by :mod:`~ollama_rag.storage.filters`; FAISS then
 searches only the rows that pass (an ``IDSelectorBatch``).
@@ -71,7 +73,7 @@ from ollama_rag.storage.base import (
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
 from ollama_rag.storage.filters import matches, matches_document
 from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
-from ollama_rag.storage.schema import COMPLETE, ROOT, SOURCE, Metadata
+from ollama_rag.storage.schema import COMPLETE, CONTENT_HASH, ROOT, SOURCE, Metadata
 
 if TYPE_CHECKING:
     import sqlite3
@@ -123,6 +125,14 @@ def _normalised(vectors: Any) -> np.ndarray[Any, np.dtype[np.float32]]:
     return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
+_ROW_KEY = "row:"
+
+
+def _text_key(fid: int, content_hash: Any) -> str:
+    """What identifies a row's text (and so its vector): its content hash, else the row."""
+    return str(content_hash) if content_hash else f"{_ROW_KEY}{fid}"
+
+
 class _Vectors:
     """One collection's FAISS index in memory: which stamp it reflects, and its dead ids."""
 
@@ -139,23 +149,49 @@ class _Vectors:
         self.index = index
         self.stamp = stamp
         self.dead: set[int] = set()
+        # HNSW: one graph entry per distinct text (content hash); the other rows of a text are
+        # found through it. Thousands of identical vectors in a graph cut the rest of it off.
+        self.unique = kind == "hnsw"
+        self.rep: dict[str, int] = {}  # content hash -> the row in the graph
+        self.text_of: dict[int, str] = {}  # row in the graph -> its content hash
         self.dirty = True  # differs from its file
         self.changes = 0  # rows added or removed since the file was saved
         self.saved_at = time.monotonic()
 
-    def add(self, fids: Sequence[int], vectors: Sequence[Vector]) -> None:
+    def add(self, fids: Sequence[int], vectors: Sequence[Vector], hashes: Sequence[str]) -> None:
+        """Add rows (with an HNSW graph, only those of texts it does not hold yet)."""
+        if self.unique:
+            keep = []
+            for i, (fid, text) in enumerate(zip(fids, hashes, strict=True)):
+                if text not in self.rep:
+                    self.rep[text], self.text_of[fid] = fid, text
+                    keep.append(i)
+            fids, vectors = [fids[i] for i in keep], [vectors[i] for i in keep]
         if fids:
             self.index.add_with_ids(np.stack(vectors), np.asarray(fids, dtype=np.int64))
             self.changes += len(fids)
 
-    def remove(self, fids: Sequence[int]) -> None:
-        if not fids:
-            return
-        self.changes += len(fids)
-        if self.kind == "hnsw":
-            self.dead.update(fids)  # HNSW cannot remove: searches leave them out
-        else:
-            self.index.remove_ids(np.asarray(fids, dtype=np.int64))
+    def remove(self, fids: Sequence[int]) -> set[str]:
+        """Remove rows; returns the texts that lost their graph entry (HNSW)."""
+        if not self.unique:
+            if fids:
+                self.index.remove_ids(np.asarray(fids, dtype=np.int64))
+                self.changes += len(fids)
+            return set()
+        orphaned = set()
+        for fid in fids:
+            text = self.text_of.pop(fid, None)
+            if text is not None:
+                self.dead.add(fid)  # HNSW cannot remove: searches leave it out
+                del self.rep[text]
+                orphaned.add(text)
+        self.changes += len(orphaned)
+        return orphaned
+
+    def live(self) -> set[int]:
+        """The rows in the index that are not deleted."""
+        faiss = import_faiss()
+        return {int(f) for f in faiss.vector_to_array(self.index.id_map)} - self.dead
 
     @property
     def worn(self) -> bool:
@@ -582,16 +618,44 @@ class FaissStore(ChunkStore):
                         stacklevel=3,
                     )
                 else:
+                    self._know_texts(uid, loaded)
                     if loaded.stamp != stamp:
                         self._catch_up(uid, loaded, stamp)
                     if not loaded.worn:
                         self._handle.vectors[uid] = loaded
                         return loaded
             built = _Vectors(kind, manifest.dimension, stamp)
-            for page in self._db.pages(uid, "fid, vector", batch=_ADD_BATCH):
-                built.add([int(f) for f, _ in page], [as_vector(b) for _, b in page])
+            for page in self._db.pages(uid, "fid, vector, content_hash", batch=_ADD_BATCH):
+                built.add(
+                    [int(f) for f, _, _ in page],
+                    [as_vector(b) for _, b, _ in page],
+                    [_text_key(f, h) for f, _, h in page],
+                )
             self._handle.vectors[uid] = built
             return built
+
+    def _know_texts(self, uid: str, vectors: _Vectors) -> None:
+        """Fill in which text each graph entry of a FAISS index read from its file stands for."""
+        if not vectors.unique:
+            return
+        live = vectors.live()
+        for page in self._db.pages(uid, "fid, content_hash", batch=50_000):
+            for fid, text in page:
+                if fid in live:
+                    key = _text_key(fid, text)
+                    vectors.rep[key], vectors.text_of[fid] = fid, key
+
+    def _restore(self, uid: str, vectors: _Vectors, texts: set[str]) -> None:
+        """Give texts that lost their graph entry another row of theirs, if one is left."""
+        wanted = [t for t in texts if t not in vectors.rep]
+        if not wanted:
+            return
+        rows = self._db.rows_by(uid, "content_hash", wanted, vectors=True)
+        vectors.add(
+            [r.fid for r in rows],
+            [as_vector(r.blob or b"") for r in rows],
+            [_text_key(r.fid, r.metadata.get(CONTENT_HASH)) for r in rows],
+        )
 
     def _catch_up(self, uid: str, loaded: _Vectors, stamp: str | None) -> None:
         """Bring a FAISS index read from an older file in step with the docstore.
@@ -601,12 +665,20 @@ class FaissStore(ChunkStore):
         since the file was saved are removed, rows added since are read and added. (The file is
         never ahead of the docstore: commits are synced before a file is saved.)
         """
-        faiss = import_faiss()
-        in_file = {int(f) for f in faiss.vector_to_array(loaded.index.id_map)} - loaded.dead
+        in_file = loaded.live()
         stored = {int(f) for page in self._db.pages(uid, "fid", batch=50_000) for (f,) in page}
-        loaded.remove(sorted(in_file - stored))
-        added = self._db.rows_by(uid, "fid", sorted(stored - in_file), vectors=True)
-        loaded.add([r.fid for r in added], [as_vector(r.blob or b"") for r in added])
+        orphaned = loaded.remove(sorted(in_file - stored))
+        # With an HNSW graph, rows of a text already in it are not in the file: not new.
+        known = {
+            r.fid for r in self._db.rows_by(uid, "content_hash", list(loaded.rep)) if loaded.unique
+        }
+        added = self._db.rows_by(uid, "fid", sorted(stored - in_file - known), vectors=True)
+        loaded.add(
+            [r.fid for r in added],
+            [as_vector(r.blob or b"") for r in added],
+            [_text_key(r.fid, r.metadata.get(CONTENT_HASH)) for r in added],
+        )
+        self._restore(uid, loaded, orphaned)
         loaded.stamp = stamp
         loaded.dirty = True
 
@@ -656,8 +728,13 @@ class FaissStore(ChunkStore):
             if not (removed or added):
                 return
             try:
-                vectors.remove(removed)
-                vectors.add([r.fid for r in added], [as_vector(r.blob or b"") for r in added])
+                orphaned = vectors.remove(removed)
+                vectors.add(
+                    [r.fid for r in added],
+                    [as_vector(r.blob or b"") for r in added],
+                    [_text_key(r.fid, r.metadata.get(CONTENT_HASH)) for r in added],
+                )
+                self._restore(uid, vectors, orphaned)
             except BaseException:
                 self._handle.vectors.pop(uid, None)  # rebuilt from the rows when next used
                 raise
@@ -699,15 +776,18 @@ class FaissStore(ChunkStore):
         for page in self._db.pages(uid, "fid, metadata", batch=batch):
             yield [json.loads(m) for _, m in page]
 
-    def _passing(self, uid: str, where: Where | None, where_document: Where | None) -> list[int]:
-        """The FAISS ids of the rows that pass the filters (every row is checked)."""
+    def _passing(
+        self, uid: str, where: Where | None, where_document: Where | None
+    ) -> dict[int, str]:
+        """The rows that pass the filters (every row is checked): FAISS id -> text key."""
         columns = "fid, metadata, text" if where_document else "fid, metadata, NULL"
-        return [
-            int(fid)
-            for page in self._db.pages(uid, columns, batch=_ADD_BATCH)
-            for fid, meta, text in page
-            if matches(where, json.loads(meta)) and matches_document(where_document, text or "")
-        ]
+        found: dict[int, str] = {}
+        for page in self._db.pages(uid, columns, batch=_ADD_BATCH):
+            for fid, meta, text in page:
+                metadata = json.loads(meta)
+                if matches(where, metadata) and matches_document(where_document, text or ""):
+                    found[int(fid)] = _text_key(int(fid), metadata.get(CONTENT_HASH))
+        return found
 
     def dense_rank(
         self,
@@ -737,13 +817,28 @@ class FaissStore(ChunkStore):
         uid = self._uid()
         if uid is None or k <= 0:
             return []
-        allowed = None
+        passing = None
         if where or where_document:
-            allowed = self._passing(uid, where, where_document)
-            if not allowed:
+            passing = self._passing(uid, where, where_document)
+            if not passing:
                 return []
         with self._handle.mutex:
-            ranked = self._vectors(uid).search(_normalised(vector), k, allowed)
+            vectors = self._vectors(uid)
+            allowed = None if passing is None else list(passing)
+            if passing is not None and vectors.unique:  # search the texts of passing rows
+                allowed = sorted({vectors.rep[t] for t in passing.values() if t in vectors.rep})
+            ranked = vectors.search(_normalised(vector), k, allowed)
+            texts = {vectors.text_of.get(fid): score for fid, score in ranked}
+        if vectors.unique:
+            # Every row of a text found, with its entry's score (they share the vector).
+            hashes = [t for t in texts if t and not t.startswith(_ROW_KEY)]
+            scores = dict(ranked)
+            for r in self._db.rows_by(uid, "content_hash", hashes):
+                key = _text_key(r.fid, r.metadata.get(CONTENT_HASH))
+                if key in texts:
+                    scores[r.fid] = texts[key]
+            kept = [(f, s) for f, s in scores.items() if passing is None or f in passing]
+            ranked = sorted(kept, key=lambda pair: -pair[1])[:k]
         rows = {
             r.fid: r
             for r in self._db.rows_by(uid, "fid", [f for f, _ in ranked], vectors=include_vectors)
@@ -857,7 +952,8 @@ class FaissStore(ChunkStore):
                             removed.append(old.fid)
                         blob = _normalised(r.vector)[0].tobytes()
                         fid = DocStore.insert(db, uid, r.id, r.text, dict(r.metadata), blob)
-                        added.append(Row(fid, r.id, r.text, "{}", blob))
+                        hashes = json.dumps({CONTENT_HASH: r.metadata.get(CONTENT_HASH)})
+                        added.append(Row(fid, r.id, r.text, hashes, blob))
                     elif old is not None:
                         meta = dict(r.metadata)
                         if COMPLETE in old.metadata and COMPLETE not in meta:
