@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 import numpy as np
@@ -43,6 +44,7 @@ from ollama_rag.errors import (
     ConfigError,
     IndexClosedError,
     IndexForkedError,
+    index_not_found,
 )
 from ollama_rag.storage.filters import matches, matches_document
 from ollama_rag.storage.schema import CHUNK_INDEX, COMPLETE, SOURCE, UNIT_HASH, Metadata
@@ -67,6 +69,7 @@ __all__ = [
     "Where",
     "check_collection_name",
     "folder_size",
+    "index_directory",
 ]
 
 _T = TypeVar("_T")
@@ -102,6 +105,35 @@ def check_collection_name(name: str) -> None:
             "[A-Za-z0-9._-], starting and ending with a letter or digit"
         )
         raise ConfigError(msg)
+
+
+def index_directory(
+    path: str | os.PathLike[str], *, marker: str, collection: str, read_only: bool, create: bool
+) -> Path:
+    """The resolved index directory ``path``, checked before anything is written to it.
+
+    Args:
+        path: The directory asked for.
+        marker: The file whose presence means the directory holds an index of this store.
+        collection: The collection asked for (for the message).
+        read_only: Whether the index is opened read-only (which never creates one).
+        create: Whether an index may be created.
+
+    Raises:
+        ConfigError: ``path`` is a file.
+        IndexNotFoundError: Nothing to open (no ``marker``) and nothing may be created; the
+            disk is left as it is.
+    """
+    directory = Path(path).expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
+        raise ConfigError(msg)
+    if (read_only or not create) and not (directory / marker).is_file():
+        where = f"{directory} (collection {collection!r})"
+        raise index_not_found(
+            where, path=str(directory), collection=collection, read_only=read_only
+        )
+    return directory
 
 
 Vector: TypeAlias = np.ndarray[Any, np.dtype[np.float32]]

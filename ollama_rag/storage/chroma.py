@@ -68,7 +68,6 @@ from ollama_rag.errors import (
     Fix,
     IndexReadOnlyError,
     RagIndexError,
-    index_not_found,
 )
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.storage import chroma_files
@@ -85,6 +84,7 @@ from ollama_rag.storage.base import (
     Where,
     check_collection_name,
     folder_size,
+    index_directory,
 )
 from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import (
@@ -301,16 +301,9 @@ def _open_client(
             _open[key] = _Shared(client=memory, lock=None, refs=1, database=database)
         return _Handle(client=memory, key=key, path=None)
 
-    directory = Path(path).expanduser().resolve()
-    if directory.exists() and not directory.is_dir():
-        msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
-        raise ConfigError(msg)
-    if (read_only or not create) and not (directory / "chroma.sqlite3").is_file():
-        # Nothing to open and nothing to be created: leave the disk as it is.
-        where = f"{directory} (collection {collection!r})"
-        raise index_not_found(
-            where, path=str(directory), collection=collection, read_only=read_only
-        )
+    directory = index_directory(
+        path, marker="chroma.sqlite3", collection=collection, read_only=read_only, create=create
+    )
     if read_only:
         return _open_snapshot(directory)
     key = str(directory)

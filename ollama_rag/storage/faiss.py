@@ -55,7 +55,6 @@ from ollama_rag.errors import (
     IndexRepairedWarning,
     MissingExtraError,
     RagIndexError,
-    index_not_found,
 )
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.storage.base import (
@@ -69,6 +68,7 @@ from ollama_rag.storage.base import (
     Where,
     check_collection_name,
     folder_size,
+    index_directory,
 )
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
 from ollama_rag.storage.filters import matches, matches_document
@@ -332,17 +332,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def _open_handle(directory: Path | None, *, read_only: bool, create: bool, where: str) -> _Handle:
+def _open_handle(
+    directory: Path | None, *, read_only: bool, create: bool, collection: str
+) -> _Handle:
     if directory is None:
         if read_only:
             msg = "read_only=True needs an index directory (path=)"
             raise ConfigError(msg)
         return _Handle(DocStore(":memory:"), key=f"memory:{id(object())}", path=None, files=None)
-    if directory.exists() and not directory.is_dir():
-        msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
-        raise ConfigError(msg)
-    if (read_only or not create) and not (directory / DOCSTORE_FILE).is_file():
-        raise index_not_found(where, path=str(directory), collection="default", read_only=read_only)
+    directory = index_directory(
+        directory, marker=DOCSTORE_FILE, collection=collection, read_only=read_only, create=create
+    )
     if read_only:
         copy = snapshot(directory)
         try:
@@ -431,9 +431,8 @@ class FaissStore(ChunkStore):
         if index is not None and index not in INDEX_TYPES:
             msg = f"faiss_index must be one of {', '.join(map(repr, INDEX_TYPES))}, not {index!r}"
             raise ConfigError(msg)
-        directory = None if path is None else Path(path).expanduser().resolve()
-        where = f"{directory or 'memory'} (collection {collection!r})"
-        handle = _open_handle(directory, read_only=read_only, create=create, where=where)
+        directory = None if path is None else Path(path)
+        handle = _open_handle(directory, read_only=read_only, create=create, collection=collection)
         store = cls(handle, collection)
         store._index_type = index
         try:
