@@ -20,7 +20,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,pdf,all-analyzers,notebook,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[local,pdf,all-analyzers,notebook,faiss,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -77,6 +77,19 @@ LEXICAL_REBUILT_MESSAGE = (
     "The lexical index of {where} ({file}) could not be read ({error}); it was removed and is "
     "rebuilt from the stored text (nothing is embedded again)"
 )
+FAISS_REBUILT_MESSAGE = (
+    "The FAISS file of {where} ({file}) could not be read ({error}); it was rebuilt from the "
+    "vectors in its docstore (nothing is embedded again)"
+)
+STORE_KIND_MESSAGE = (
+    "The index at {path} is a {found} index, not a {asked} one; open it without store= "
+    "(or with store={found!r}), or give another directory for a new {asked} index"
+)
+FAISS_EXTRA_MESSAGE = "The FAISS store needs faiss-cpu: pip install 'ollama-rag[faiss]'"
+READ_ONLY_MESSAGE = (
+    "The index at {where} was opened with read_only=True and cannot be written ({what}); "
+    "open it without read_only to write"
+)
 INDEX_CLOSED_MESSAGE = "The index at {where} is closed; open it again with RagIndex(...)"
 REPAIRED_PROBLEM = (
     "The index at {where} was damaged ({damage}), as a process killed while writing can leave "

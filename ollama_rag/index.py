@@ -61,8 +61,10 @@ from ollama_rag.progress import progress_bar
 from ollama_rag.retriever import RagRetriever
 from ollama_rag.search import MIN_CALIBRATION, Searcher, SearchResults, check_encodable
 from ollama_rag.splitting import CJKTextSplitter
+from ollama_rag.storage.base import ChunkStore
 from ollama_rag.storage.chroma import ChromaStore
 from ollama_rag.storage.hybrid import HybridStore
+from ollama_rag.storage.kinds import StoreKind, open_store, resolve_store
 from ollama_rag.storage.schema import public_metadata
 
 if TYPE_CHECKING:
@@ -74,7 +76,6 @@ if TYPE_CHECKING:
     from ollama_rag.ollama import LoopClients
     from ollama_rag.search import MMROptions, SearchOptions
     from ollama_rag.storage.base import (
-        ChunkStore,
         CollectionSummary,
         SourceSummary,
         StoredChunk,
@@ -183,8 +184,13 @@ class RagIndex:
             an index on disk keeps it in its own directory.
         client: An existing chromadb client (e.g. ``chromadb.HttpClient`` for ``chroma run``)
             instead of ``path``.
-        store: A :class:`~ollama_rag.storage.ChunkStore` to keep the index in, instead of
-            ``path``/``client`` (another vector store behind the same seam).
+        store: The vector store of a new index in ``path``: ``"chroma"`` (the default, or
+            ``$OLLAMA_RAG_STORE``) or ``"faiss"`` (the ``[faiss]`` extra; see docs/stores.md).
+            Recorded; an existing index is opened with the store it holds, and naming the
+            other one is refused. Or a :class:`~ollama_rag.storage.ChunkStore` instance to
+            keep the index in, instead of ``path``/``client``.
+        faiss_index: The FAISS index type of a new FAISS index: ``"flat"`` (exact, the
+            default) or ``"hnsw"`` (approximate, for large indexes). Recorded.
         read_only: Open an existing index for searching only; writes raise
             :class:`IndexReadOnlyError`. A directory is opened as a private snapshot taken
             between two write calls, so this works while another process is ingesting into
@@ -235,7 +241,8 @@ class RagIndex:
         analyzer: str | None = None,
         lexical_dir: str | os.PathLike[str] | None = None,
         client: ChromaClient | None = None,
-        store: ChunkStore | None = None,
+        store: ChunkStore | StoreKind | None = None,
+        faiss_index: Literal["flat", "hnsw"] | None = None,
         read_only: bool = False,
         create: bool = True,
         pull: bool = False,
@@ -271,16 +278,23 @@ class RagIndex:
         self._lock = threading.RLock()
         self.read_only = read_only
         self._create = create and model is not None and not read_only
-        if store is not None:
+        if isinstance(store, ChunkStore):
             if read_only:
-                msg = "read_only=True applies to Chroma (path= or client=), not to store="
+                msg = "read_only=True applies to an index opened by path, not to a store instance"
                 raise ConfigError(msg)
             if path is not None or client is not None:
-                msg = "Pass store= alone: path= and client= choose a Chroma store"
+                msg = "Pass a store instance as store= alone: path= and client= choose a store"
+                raise ConfigError(msg)
+            vectors: ChunkStore = store
+        else:
+            kind = resolve_store(path, "chroma" if client is not None and store is None else store)
+            if client is not None and kind != "chroma":
+                msg = "client= is a Chroma server; a FAISS index lives in a directory (path=)"
                 raise ConfigError(msg)
         if pull and model is not None:
             self._pull(model)  # before anything is opened: a new index waits for its model
-        vectors = store if store is not None else self._open_chroma(path, client, collection, model)
+        if not isinstance(store, ChunkStore):
+            vectors = self._open_store(kind, path, client, collection, model, faiss_index)
         self._store = HybridStore(vectors, lexical_dir=lexical_dir)
         self._finalizer = weakref.finalize(self, _release, self._store, None)
         try:
@@ -316,35 +330,38 @@ class RagIndex:
             }
         return OllamaEmbedder.build(**{**self._settings, "model": model, **recorded})
 
-    def _open_chroma(
+    def _open_store(
         self,
+        kind: StoreKind,
         path: str | os.PathLike[str] | None,
         client: ChromaClient | None,
         collection: str,
         model: str | None,
-    ) -> ChromaStore:
-        """Open the Chroma store; a new directory only once Ollama has the model.
+        faiss_index: str | None,
+    ) -> ChunkStore:
+        """Open the store; a new directory only once Ollama has the model.
 
-        Creating an index writes Chroma's files at once, so a directory that holds none yet
+        Creating an index writes the store's files at once, so a directory that holds none yet
         is written only after the model was found: a failed create leaves the disk as it was.
         """
-        if not self._create or path is None or client is not None or model is None:
+        if client is not None:
             return ChromaStore.open(
-                path,
-                client=client,
-                collection=collection,
-                read_only=self.read_only,
-                create=self._create,
+                client=client, collection=collection, read_only=self.read_only, create=self._create
             )
+        opener = functools.partial(
+            open_store, kind, path, collection=collection, faiss_index=faiss_index
+        )
+        if not self._create or path is None or model is None:
+            return opener(read_only=self.read_only, create=self._create)
         try:
-            return ChromaStore.open(path, collection=collection, create=False)
+            return opener(create=False)
         except IndexNotFoundError:
             probe = self._embedder(model)
             try:
                 probe.probe()
             finally:
                 probe.close()
-        return ChromaStore.open(path, collection=collection)
+        return opener()
 
     def _pull(self, model: str) -> None:
         """Pull ``model`` on every host that lacks it, through the embedder's own clients."""

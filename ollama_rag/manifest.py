@@ -68,6 +68,10 @@ class IndexManifest:
         fusion: How hybrid search weighs its two sides on this index: the fusion method and
             its calibration (each side's MRR on pseudo-queries from the index's own text);
             empty until the index holds enough chunks to measure.
+        store: The vector store holding the index: ``"chroma"`` or ``"faiss"`` (indexes made
+            before FAISS was supported are Chroma ones).
+        vector_index: The store's index type: ``"flat"`` (exact) or ``"hnsw"`` for FAISS;
+            empty for Chroma (always HNSW).
         library_version: ollama-rag version that created the index.
         created_at: ISO 8601 UTC creation time.
         updated_at: ISO 8601 UTC time of the last write.
@@ -85,6 +89,8 @@ class IndexManifest:
     splitter: str = "CJKTextSplitter"
     analyzer: str = ""
     fusion: str = ""
+    store: str = "chroma"
+    vector_index: str = ""
     library_version: str = ""
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
@@ -110,6 +116,7 @@ class IndexManifest:
             ("splitter", self.splitter),
             ("analyzer", self.analyzer or "(default)"),
             ("fusion", self.fusion or "(not calibrated)"),
+            ("store", f"{self.store} ({self.vector_index})" if self.vector_index else self.store),
             ("created", f"{self.created_at} (ollama-rag {self.library_version or '?'})"),
             ("updated", self.updated_at),
         ]

@@ -107,3 +107,18 @@ def indexed(samples: Path) -> Path:
     result = CliRunner().invoke(cli, ["index", "docs", "--db", "db", "--model", "bge-m3", "-q"])
     assert result.exit_code == 0, result.output
     return samples
+
+
+@pytest.fixture(params=["chroma", "faiss"])
+def store_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The store new indexes get (through ``$OLLAMA_RAG_STORE``, which subprocesses inherit).
+
+    A suite that uses it (``pytestmark = pytest.mark.usefixtures("store_kind")``) runs once
+    per store: the same tests prove both behave the same.
+    """
+    if request.param == "faiss":
+        if request.node.get_closest_marker("chroma_only"):
+            pytest.skip("tests Chroma itself")
+        pytest.importorskip("faiss")
+    monkeypatch.setenv("OLLAMA_RAG_STORE", request.param)
+    return str(request.param)

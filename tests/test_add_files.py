@@ -9,6 +9,8 @@ import pytest
 from ollama_rag import IngestReport, RagIndex
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 FUJI = (
     "# 富士山\n\n富士山は日本で一番高い山です。標高は3776メートルです。\n\n"
     "## 登山\n\n夏には多くの人が登ります。"

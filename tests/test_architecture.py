@@ -148,7 +148,9 @@ def test_only_the_search_module_turns_queries_into_documents() -> None:
             "ollama_rag.search",
             "ollama_rag.storage.base",
             "ollama_rag.storage.chroma",
+            "ollama_rag.storage.faiss",
             "ollama_rag.storage.hybrid",
+            "ollama_rag.storage.view",
         }
         and (
             ".query(" in path.read_text(encoding="utf-8")

@@ -24,6 +24,8 @@ from ollama_rag import ConfigError, IndexClosedError, RagIndex
 from ollama_rag.fusion import Calibration
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama, loop_stalls
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 MODEL = HashEmbeddingModel(dimension=64, seed=5)
 SMALL_CONTEXT = HashEmbeddingModel(dimension=64, context_length=48, seed=5)
 TEXTS = [

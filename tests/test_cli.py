@@ -20,6 +20,8 @@ from ollama_rag.cli import cli
 from ollama_rag.cli.show import display_width, location, snippet
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 SEARCH_KEYS = {
     "rank",
     "score",
@@ -53,6 +55,7 @@ INFO_KEYS = {
     "updated_at",
     "format",
     "store",
+    "vector_index",
     "store_version",
     "chunks",
     "sources",
@@ -176,6 +179,24 @@ def test_locations_name_line_page_and_heading() -> None:
     assert location("a.md", {"heading": "A > B"}, 12) == "a.md:12  § A > B"
     assert location("b.pdf", {"page": 3}, None) == "b.pdf p.3"
     assert location("notes", {}, None) == "notes"
+
+
+@pytest.mark.parametrize("faiss_index", ["flat", "hnsw"])
+def test_index_store_chooses_the_store_of_a_new_index_and_it_is_kept(
+    samples: Path, store_kind: str, faiss_index: str
+) -> None:
+    pytest.importorskip("faiss")
+    other = "chroma" if store_kind == "faiss" else "faiss"
+    options = ["--faiss-index", faiss_index] if store_kind == "faiss" else []
+    run("index", "docs", "--db", "db", "--model", "bge-m3", "--store", store_kind, *options)
+    (info,) = records(run("info", "--db", "db", "--json").stdout)
+    assert info["store"] == store_kind
+    assert info["vector_index"] == (faiss_index if store_kind == "faiss" else "")
+    again = run("index", "docs", "--db", "db").stdout  # the recorded store, without --store
+    assert again.startswith("0 added, 0 updated, 8 unchanged")
+    refused = run("index", "docs", "--db", "db", "--store", other, ok=False)
+    assert refused.exit_code != 0
+    assert f"is a {store_kind} index, not a {other} one" in refused.output
 
 
 def index_into(collection: str, path: str, model: str) -> None:

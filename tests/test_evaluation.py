@@ -19,6 +19,8 @@ from ollama_rag.cli import cli, main
 from ollama_rag.evaluation import evaluate, load_questions, question_metrics
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 JA = (
     "富士山は日本で一番高い山で、標高は3776メートルです。山梨県と静岡県にまたがっています。\n\n"
     "東京から新幹線に乗ると、晴れた日には車窓から富士山が見えます。"

@@ -15,6 +15,8 @@ import pytest
 from ollama_rag.errors import ConfigError
 from ollama_rag.storage import matches, matches_document
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "a": (
         "富士山は日本で一番高い山です。",

@@ -23,6 +23,8 @@ from ollama_rag import ConfigError, EmbeddingModelMismatchError, RagIndex
 from ollama_rag.storage.schema import HIDDEN_KEYS
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 JA = "富士山は日本で一番高い山で、標高は3776メートルです。静岡県と山梨県にまたがる。"
 LONG = "".join(f"第{i}節では、地域の歴史と文化について詳しく説明する。" for i in range(12))
 

@@ -24,6 +24,8 @@ from ollama_rag.storage import hybrid as hybrid_store
 from ollama_rag.storage.hybrid import HybridStore
 from ollama_rag.testing import LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 TEXTS = {
     "fuji.md": "富士山は日本で一番高い山で、標高は3776メートルです。",
     "biwa.md": "琵琶湖は滋賀県にある日本最大の湖です。",

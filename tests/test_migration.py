@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +15,10 @@ import pytest
 
 from ollama_rag import EmbeddingModelMismatchError, OllamaUnavailableError, RagIndex
 from ollama_rag.fusion import Calibration
+from ollama_rag.storage.docstore import DOCSTORE_FILE
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
+
+pytestmark = pytest.mark.usefixtures("store_kind")
 
 TEXTS = {
     f"doc{i}.md": "".join(
@@ -42,6 +47,11 @@ def assert_vectors_come_from_the_recorded_model(index: RagIndex, server: LocalOl
 
 
 def collection_names(db: Path) -> set[str]:
+    """The collections in ``db`` (a FAISS side store shows as ``<name>.next``)."""
+    if (db / DOCSTORE_FILE).is_file():
+        with contextlib.closing(sqlite3.connect(db / DOCSTORE_FILE)) as conn:
+            rows = conn.execute("SELECT name, role FROM collections").fetchall()
+        return {name + (".next" if role == "side" else "") for name, role in rows}
     import chromadb
 
     client = chromadb.PersistentClient(path=str(db))
@@ -193,6 +203,25 @@ CRASH_SCRIPT = textwrap.dedent(
 
     chroma.rename = rename
     chromadb.api.client.Client.delete_collection = delete_collection
+
+    # The same points in a FAISS index's switch, which is one transaction: before it, and
+    # after its commit (before the old collection's file is removed).
+    if os.environ.get("OLLAMA_RAG_STORE") == "faiss":
+        from ollama_rag.storage.faiss import FaissStore
+
+        real_switch, real_forget = FaissStore.switch, FaissStore._forget
+
+        def switch(self, side):
+            if point == "after-complete":
+                die()
+            real_switch(self, side)
+
+        def forget(self, uid):
+            if point in ("between-renames", "before-delete"):
+                die()
+            real_forget(self, uid)
+
+        FaissStore.switch, FaissStore._forget = switch, forget
     with RagIndex(db, base_url=url, batch_size=4) as index:
         index.migrate("mxbai-embed-large")
     """

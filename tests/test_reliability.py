@@ -26,7 +26,7 @@ from ollama_rag import (
 from ollama_rag.storage.lock import OWNER_FILE
 from ollama_rag.testing import LocalOllama
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("store_kind")]
 
 TEXTS = [f"第{i}章。富士山は日本で一番高い山で、標高は3776メートルです。" for i in range(3)]
 

@@ -16,6 +16,8 @@ from ollama_rag.ollama import OllamaEmbedder
 from ollama_rag.search import Searcher
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
+pytestmark = pytest.mark.usefixtures("store_kind")
+
 TEXTS = [
     "富士山は日本で一番高い山です。",
     "富士山の標高は3776メートルです。",

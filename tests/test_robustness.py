@@ -18,7 +18,7 @@ from ollama_rag import (
 )
 from ollama_rag.testing import HashEmbeddingModel, LocalOllama
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("store_kind")]
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -108,6 +108,18 @@ def _report_record(report: IngestReport, call: Call) -> dict[str, Any]:
     help="Lexical analyser: cjk-bigram (default), sudachi, janome, jieba or kiwi (recorded).",
 )
 @click.option(
+    "--store",
+    type=click.Choice(["chroma", "faiss"]),
+    default=None,
+    help="Vector store of a new index (default chroma, or $OLLAMA_RAG_STORE; recorded).",
+)
+@click.option(
+    "--faiss-index",
+    type=click.Choice(["flat", "hnsw"]),
+    default=None,
+    help="FAISS index type of a new FAISS index: flat (exact, default) or hnsw (recorded).",
+)
+@click.option(
     "--encoding",
     default=None,
     metavar="CODEC",
@@ -136,6 +148,8 @@ def index_command(
     sync: bool,
     pull: bool,
     analyzer: str | None,
+    store: Literal["chroma", "faiss"] | None,
+    faiss_index: Literal["flat", "hnsw"] | None,
     encoding: str | None,
     normalize: bool,
     max_file_size: int | None,
@@ -155,7 +169,14 @@ def index_command(
     call = Call.of(ctx)
     report = IngestReport()
     with RagIndex(
-        db, model=model, base_url=base_url, collection=collection, pull=pull, analyzer=analyzer
+        db,
+        model=model,
+        base_url=base_url,
+        collection=collection,
+        pull=pull,
+        analyzer=analyzer,
+        store=store,
+        faiss_index=faiss_index,
     ) as index:
         before = index.count()
         try:

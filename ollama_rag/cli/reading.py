@@ -107,7 +107,7 @@ def search_command(
 def _info(index: RagIndex, db: str) -> dict[str, Any]:
     """Everything ``info`` reports, as its JSON object."""
     from ollama_rag.storage.base import folder_size
-    from ollama_rag.storage.chroma import chroma_version
+    from ollama_rag.storage.kinds import store_version
 
     sources = index.sources()
     usage = index.disk_usage()
@@ -115,8 +115,7 @@ def _info(index: RagIndex, db: str) -> dict[str, Any]:
         "db": db,
         "collection": index.collection_name,
         **dataclasses.asdict(index.manifest),
-        "store": "chroma",
-        "store_version": chroma_version(),
+        "store_version": store_version(index.manifest.store),
         "chunks": index.count(),
         "sources": len(sources),
         "incomplete_sources": sum(not s.complete for s in sources),

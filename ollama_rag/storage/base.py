@@ -28,10 +28,12 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 import numpy as np
@@ -39,8 +41,10 @@ import numpy as np
 from ollama_rag.errors import (
     INDEX_CLOSED_MESSAGE,
     INDEX_FORKED_MESSAGE,
+    ConfigError,
     IndexClosedError,
     IndexForkedError,
+    index_not_found,
 )
 from ollama_rag.storage.filters import matches, matches_document
 from ollama_rag.storage.schema import CHUNK_INDEX, COMPLETE, SOURCE, UNIT_HASH, Metadata
@@ -63,7 +67,9 @@ __all__ = [
     "StoredSource",
     "Vector",
     "Where",
+    "check_collection_name",
     "folder_size",
+    "index_directory",
 ]
 
 _T = TypeVar("_T")
@@ -80,6 +86,54 @@ def folder_size(path: str | os.PathLike[str]) -> int:
             with contextlib.suppress(OSError):  # a file removed while we walk
                 total += os.path.getsize(os.path.join(folder, name))
     return total
+
+
+# Chroma's rule for collection names, kept by every store so an index can move between them.
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
+
+
+def check_collection_name(name: str) -> None:
+    """Refuse a collection name Chroma would refuse (every store keeps the same rule).
+
+    Raises:
+        ConfigError: The name is not 3-512 characters of ``[A-Za-z0-9._-]`` starting and ending
+            with a letter or digit.
+    """
+    if not _COLLECTION_NAME.match(name):
+        msg = (
+            f"Invalid collection name {name!r}: use 3-500 characters from "
+            "[A-Za-z0-9._-], starting and ending with a letter or digit"
+        )
+        raise ConfigError(msg)
+
+
+def index_directory(
+    path: str | os.PathLike[str], *, marker: str, collection: str, read_only: bool, create: bool
+) -> Path:
+    """The resolved index directory ``path``, checked before anything is written to it.
+
+    Args:
+        path: The directory asked for.
+        marker: The file whose presence means the directory holds an index of this store.
+        collection: The collection asked for (for the message).
+        read_only: Whether the index is opened read-only (which never creates one).
+        create: Whether an index may be created.
+
+    Raises:
+        ConfigError: ``path`` is a file.
+        IndexNotFoundError: Nothing to open (no ``marker``) and nothing may be created; the
+            disk is left as it is.
+    """
+    directory = Path(path).expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
+        raise ConfigError(msg)
+    if (read_only or not create) and not (directory / marker).is_file():
+        where = f"{directory} (collection {collection!r})"
+        raise index_not_found(
+            where, path=str(directory), collection=collection, read_only=read_only
+        )
+    return directory
 
 
 Vector: TypeAlias = np.ndarray[Any, np.dtype[np.float32]]
@@ -605,6 +659,10 @@ class ChunkStore(ABC):
     # ------------------------------------------------------------------ LangChain
 
     def vectorstore(self, embeddings: Embeddings, writer: IndexWriter) -> VectorStore:
-        """This store as a LangChain vector store whose writes go through ``writer``."""
+        """This store as a LangChain vector store whose writes go through ``writer``.
+
+        A store without a LangChain class of its own can return a
+        :class:`~ollama_rag.storage.view.StoreView`, answered by its own calls.
+        """
         msg = f"The store at {self.location} has no LangChain vector store view"
         raise NotImplementedError(msg)

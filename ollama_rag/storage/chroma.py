@@ -37,7 +37,6 @@ import functools
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 import threading
@@ -63,12 +62,12 @@ import numpy as np
 from ollama_rag.errors import (
     FOREIGN_COLLECTION_MESSAGE,
     FOREIGN_COLLECTION_PROBLEM,
+    READ_ONLY_MESSAGE,
     ConfigError,
     Explained,
     Fix,
     IndexReadOnlyError,
     RagIndexError,
-    index_not_found,
 )
 from ollama_rag.manifest import IndexManifest
 from ollama_rag.storage import chroma_files
@@ -83,9 +82,11 @@ from ollama_rag.storage.base import (
     StoredSource,
     Vector,
     Where,
+    check_collection_name,
     folder_size,
+    index_directory,
 )
-from ollama_rag.storage.lock import DirectoryLock, WriteGate, snapshot
+from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import (
     CHUNK_INDEX,
     COMPLETE,
@@ -95,12 +96,12 @@ from ollama_rag.storage.schema import (
     SPLIT_OF,
     Metadata,
 )
+from ollama_rag.storage.view import WritesThroughIndex
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
     from langchain_chroma import Chroma
-    from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
 
 __all__ = [
@@ -144,7 +145,6 @@ _MIGRATION_KEYS = (MIGRATION_OF, MIGRATION_COMPLETE, SOURCE_VERSION)
 # Changes with every write (see ChunkStore.write_token); kept by manifest writes.
 WRITE_TOKEN = "ollama_rag.write_token"
 
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]$")
 _LOCKED_FIX = (
     "Chroma loses vectors when two processes write one directory: close the other process "
     "first, or serve the index with `chroma run --path {dir}` and open it with "
@@ -301,16 +301,9 @@ def _open_client(
             _open[key] = _Shared(client=memory, lock=None, refs=1, database=database)
         return _Handle(client=memory, key=key, path=None)
 
-    directory = Path(path).expanduser().resolve()
-    if directory.exists() and not directory.is_dir():
-        msg = f"Index path {directory} is a file; pass a directory (it is created if missing)"
-        raise ConfigError(msg)
-    if (read_only or not create) and not (directory / "chroma.sqlite3").is_file():
-        # Nothing to open and nothing to be created: leave the disk as it is.
-        where = f"{directory} (collection {collection!r})"
-        raise index_not_found(
-            where, path=str(directory), collection=collection, read_only=read_only
-        )
+    directory = index_directory(
+        path, marker="chroma.sqlite3", collection=collection, read_only=read_only, create=create
+    )
     if read_only:
         return _open_snapshot(directory)
     key = str(directory)
@@ -560,12 +553,7 @@ class ChromaStore(ChunkStore):
                 Chroma database (nothing was created).
             IndexLockedError: Another process has the directory open.
         """
-        if not _COLLECTION_NAME.match(collection):
-            msg = (
-                f"Invalid collection name {collection!r}: use 3-500 characters from "
-                "[A-Za-z0-9._-], starting and ending with a letter or digit"
-            )
-            raise ConfigError(msg)
+        check_collection_name(collection)
         handle = _open_client(
             path, client, collection=collection, read_only=read_only, create=create
         )
@@ -606,21 +594,10 @@ class ChromaStore(ChunkStore):
             IndexReadOnlyError: The store was opened read-only.
         """
         if self._handle.read_only:
-            msg = (
-                f"The index at {self.location} was opened with read_only=True and cannot be "
-                f"written ({what}); open it without read_only to write"
-            )
+            msg = READ_ONLY_MESSAGE.format(where=self.location, what=what)
             raise IndexReadOnlyError(msg, path=self.path)
-        lock = self._handle.lock
-        if lock is None or self._handle.read_only:
+        with noting(self._handle.lock, what):
             yield
-            return
-        lock.note(what)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
-                lock.note(None)
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         """Hold the write gate: a snapshot never copies the files halfway through a write."""
@@ -1677,13 +1654,6 @@ class ChromaStore(ChunkStore):
         )
 
 
-BYPASS_MESSAGE = (
-    "{what} on index.vectorstore would bypass ollama-rag's chunking, completion markers and "
-    "model guard; use index.add_texts(...) / index.add_documents(...) to write and "
-    "index.delete(ids=... or source=...) to delete"
-)
-
-
 @functools.cache
 def _guarded_chroma() -> Callable[..., Chroma]:
     """A ``Chroma`` subclass whose writes go through the index, built on first use.
@@ -1693,7 +1663,7 @@ def _guarded_chroma() -> Callable[..., Chroma]:
     """
     from langchain_chroma import Chroma
 
-    class GuardedChroma(Chroma):
+    class GuardedChroma(WritesThroughIndex, Chroma):
         """LangChain's ``Chroma`` on an index's collection; writes go through the index."""
 
         def __init__(self, writer: IndexWriter, store: ChromaStore, **kwargs: Any) -> None:
@@ -1748,41 +1718,5 @@ def _guarded_chroma() -> Callable[..., Chroma]:
                 where_document=where_document,
                 include=include,
             )
-
-        def add_texts(
-            self,
-            texts: Iterable[str],
-            metadatas: list[dict[Any, Any]] | None = None,
-            ids: list[str] | None = None,
-            **kwargs: Any,
-        ) -> list[str]:
-            """Add texts through the index (split, embedded, marked); ids are its own."""
-            if ids is not None and any(i is not None for i in ids):
-                raise ConfigError(BYPASS_MESSAGE.format(what="Writing chosen ids"))
-            if kwargs:
-                raise ConfigError(BYPASS_MESSAGE.format(what=f"add_texts({', '.join(kwargs)}=)"))
-            return self._writer.add_texts(list(texts), metadatas)
-
-        def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-            """Add documents through the index, like :meth:`add_texts`."""
-            ids = kwargs.pop("ids", None) or [d.id for d in documents]
-            return self.add_texts(
-                [d.page_content for d in documents],
-                [dict(d.metadata) for d in documents],
-                ids=ids,
-                **kwargs,
-            )
-
-        def delete(self, ids: list[str] | None = None, **kwargs: Any) -> None:
-            """Delete chunks by id through the index."""
-            if kwargs or ids is None:
-                raise ConfigError(BYPASS_MESSAGE.format(what="Deleting by filter"))
-            self._writer.delete(ids)
-
-        def _refuse(self, *_: Any, **__: Any) -> Any:
-            raise ConfigError(BYPASS_MESSAGE.format(what="This call"))
-
-        update_document = update_documents = _refuse
-        add_images = reset_collection = delete_collection = fork = _refuse
 
     return GuardedChroma

@@ -33,6 +33,7 @@ __all__ = [
     "OWNER_FILE",
     "DirectoryLock",
     "WriteGate",
+    "noting",
     "read_owner",
     "snapshot",
 ]
@@ -129,6 +130,20 @@ class DirectoryLock:
             return
         (Path(self.directory) / OWNER_FILE).unlink(missing_ok=True)
         self._lock.release()
+
+
+@contextlib.contextmanager
+def noting(lock: DirectoryLock | None, what: str) -> Iterator[None]:
+    """Record ``what`` in the owner file of ``lock`` (if any) while the block runs."""
+    if lock is None:
+        yield
+        return
+    lock.note(what)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the note is a courtesy, never a failure
+            lock.note(None)
 
 
 class WriteGate:
