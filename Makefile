@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Tests run on two workers by default (CI has 2 cores); override with `make test PYTEST_ARGS=...`.
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist worksteal
 
 .PHONY: help install demo test reliability lint typecheck format bench clean
 
