@@ -86,7 +86,7 @@ from ollama_rag.storage.base import (
     folder_size,
     index_directory,
 )
-from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
+from ollama_rag.storage.lock import DirectoryLock, Registry, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import (
     CHUNK_INDEX,
     COMPLETE,
@@ -177,17 +177,7 @@ class _Shared:
     snapshot: Path | None = None  # a private copy, deleted with the last share
 
 
-_registry_lock = threading.Lock()
-_open: dict[str, _Shared] = {}
-
-
-def _forget_after_fork() -> None:
-    # A forked child inherits the parent's clients and locks but owns neither: it must open
-    # (and lock) the directory itself, or be refused like any other process.
-    global _registry_lock
-    _registry_lock = threading.Lock()
-    _open.clear()
-    _forget_chroma_systems()
+_registry: Registry[_Shared] = Registry()
 
 
 def _forget_chroma_systems() -> None:
@@ -214,7 +204,7 @@ def _forget_chroma_systems() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+    os.register_at_fork(after_in_child=_forget_chroma_systems)
 
 
 @dataclass
@@ -236,14 +226,14 @@ class _Handle:
         if not self.owned:
             return
         self.owned = False
-        with _registry_lock:
-            shared = _open.get(self.key)
+        with _registry.lock:
+            shared = _registry.handles.get(self.key)
             if shared is None:
                 return
             shared.refs -= 1
             if shared.refs > 0:
                 return
-            del _open[self.key]
+            del _registry.handles[self.key]
         if shared.database is not None:
             _drop_memory_database(shared.client, shared.database)
         cast(Any, shared.client).close()  # ClientAPI's stub lacks close()
@@ -297,8 +287,8 @@ def _open_client(
             raise ConfigError(msg)
         memory, database = _memory_client()
         key = f"memory:{database}"
-        with _registry_lock:
-            _open[key] = _Shared(client=memory, lock=None, refs=1, database=database)
+        with _registry.lock:
+            _registry.handles[key] = _Shared(client=memory, lock=None, refs=1, database=database)
         return _Handle(client=memory, key=key, path=None)
 
     directory = index_directory(
@@ -307,12 +297,12 @@ def _open_client(
     if read_only:
         return _open_snapshot(directory)
     key = str(directory)
-    with _registry_lock:
-        shared = _open.get(key)
+    with _registry.lock:
+        shared = _registry.handles.get(key)
         if shared is None:
             directory.mkdir(parents=True, exist_ok=True)
             shared = _open_persistent(key)
-            _open[key] = shared
+            _registry.handles[key] = shared
         shared.refs += 1
         return _Handle(
             client=shared.client, key=key, path=key, lock=shared.lock, gate=shared.gate, files=key
@@ -345,8 +335,8 @@ def _open_snapshot(directory: Path) -> _Handle:
     shared.snapshot = copy
     shared.refs = 1
     key = f"snapshot:{copy}"
-    with _registry_lock:
-        _open[key] = shared
+    with _registry.lock:
+        _registry.handles[key] = shared
     return _Handle(
         client=shared.client,
         key=key,

@@ -72,7 +72,7 @@ from ollama_rag.storage.base import (
 )
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
 from ollama_rag.storage.filters import matches, matches_document
-from ollama_rag.storage.lock import DirectoryLock, WriteGate, noting, snapshot
+from ollama_rag.storage.lock import DirectoryLock, Registry, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import COMPLETE, CONTENT_HASH, ROOT, SOURCE, Metadata
 
 if TYPE_CHECKING:
@@ -302,11 +302,11 @@ class _Handle:
     def release(self) -> None:
         if self.owner != os.getpid():  # a fork()ed child's copy: the parent's to release
             return
-        with _registry_lock:
+        with _registry.lock:
             self.refs -= 1
             if self.refs > 0:
                 return
-            _open.pop(self.key, None)
+            _registry.handles.pop(self.key, None)
         self.docstore.close()
         if self.gate is not None:
             self.gate.close()
@@ -316,20 +316,7 @@ class _Handle:
             shutil.rmtree(self.snapshot, ignore_errors=True)
 
 
-_registry_lock = threading.Lock()
-_open: dict[str, _Handle] = {}
-
-
-def _forget_after_fork() -> None:
-    # A forked child inherits the parent's handles but not its lock: it must open (and lock)
-    # the directory itself, or be refused like any other process.
-    global _registry_lock
-    _registry_lock = threading.Lock()
-    _open.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+_registry: Registry[_Handle] = Registry()
 
 
 def _open_handle(
@@ -359,8 +346,8 @@ def _open_handle(
             snapshot=copy,
         )
     key = str(directory)
-    with _registry_lock:
-        shared = _open.get(key)
+    with _registry.lock:
+        shared = _registry.handles.get(key)
         if shared is not None:
             shared.refs += 1
             return shared
@@ -373,7 +360,9 @@ def _open_handle(
         except BaseException:
             lock.release()
             raise
-        shared = _open[key] = _Handle(docstore, key=key, path=key, files=key, lock=lock, gate=gate)
+        shared = _registry.handles[key] = _Handle(
+            docstore, key=key, path=key, files=key, lock=lock, gate=gate
+        )
         return shared
 
 
@@ -787,20 +776,6 @@ class FaissStore(ChunkStore):
                 if matches(where, metadata) and matches_document(where_document, text or ""):
                     found[int(fid)] = _text_key(int(fid), metadata.get(CONTENT_HASH))
         return found
-
-    def dense_rank(
-        self,
-        vector: Sequence[float],
-        k: int,
-        *,
-        where: Where | None = None,
-        where_document: Where | None = None,
-    ) -> list[tuple[str, float]]:
-        """The ids and cosines of the ``k`` nearest rows passing the filters."""
-        return [
-            (h.id, h.score)
-            for h in self.query(vector, k, where=where, where_document=where_document)
-        ]
 
     def query(
         self,

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from filelock import FileLock, ReadWriteLock, Timeout
 
@@ -32,6 +33,7 @@ __all__ = [
     "LOCK_FILE",
     "OWNER_FILE",
     "DirectoryLock",
+    "Registry",
     "WriteGate",
     "noting",
     "read_owner",
@@ -47,6 +49,30 @@ LEXICAL_DIR = "lexical"
 """The folder of an index directory that holds its lexical (Tantivy) index."""
 # A snapshot copies the lexical folder again while its commit changed during the copy.
 SETTLE_TRIES = 5
+_H = TypeVar("_H")
+
+
+class Registry(Generic[_H]):
+    """This process's open directories, by key, shared by every open of the same directory.
+
+    A fork()ed child inherits the parent's handles (clients, files, locks) but owns none of
+    them: it must open, and lock, the directory itself, or be refused like any other process.
+    So the child starts with an empty registry and a fresh lock.
+
+    Attributes:
+        lock: Held while looking up, adding or removing a handle.
+        handles: The open handles by key (a directory's resolved path).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.handles: dict[str, _H] = {}
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self.lock = threading.Lock()
+        self.handles.clear()
 
 
 def read_owner(directory: str | os.PathLike[str]) -> tuple[str, int | None]:
