@@ -176,7 +176,7 @@ def test_a_long_source_is_written_as_it_is_embedded_and_committed_last(
         fresh_ollama.set_delay(per_request=0.15)
         changed = text.replace("巻", "冊")
         done = threading.Event()
-        seen: list[tuple[int, bool]] = []
+        seen: list[tuple[int, bool, int]] = []
 
         def rewrite() -> None:
             try:
@@ -187,16 +187,19 @@ def test_a_long_source_is_written_as_it_is_embedded_and_committed_last(
         worker = threading.Thread(target=rewrite)
         worker.start()
         while not done.is_set():
-            # The marker first: if it is set, the commit is over and the count is final.
+            # The count on both sides of the marker: the write can move on between two reads
+            # (the old marker still set as the first batch lands, or the commit ending just
+            # after a count), so a state is only taken as seen when both counts agree with it.
+            before = index.count()
             marked = "big.txt" in complete_sources(index)
-            seen.append((index.count(), marked))
+            seen.append((before, marked, index.count()))
             time.sleep(0.02)
         worker.join()
         stored = index.vectorstore.get(where={"source": "big.txt"}, include=["documents"])
         firsts = complete_sources(index)
     # While the new chunks were being written the source was never taken for complete...
-    assert any(count > total and not marked for count, marked in seen)
-    assert not any(count > total and marked for count, marked in seen)
+    assert any(min(a, b) > total and not marked for a, marked, b in seen)
+    assert not any(min(a, b) > total and marked for a, marked, b in seen)
     # ...and once committed it holds exactly its new chunks, marked.
     assert "big.txt" in firsts
     assert sorted(stored["documents"]) == sorted(index.splitter.split_text(changed))
