@@ -23,7 +23,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,7 +224,10 @@ class DocStore:
         self, uid: str, columns: str, *, batch: int, after: int = 0
     ) -> Iterator[list[tuple[Any, ...]]]:
         """``columns`` (``fid`` first) of every row, in pages by FAISS id."""
-        sql = f"SELECT {columns} FROM chunks WHERE uid=? AND fid>? ORDER BY fid LIMIT ?"
+        # "+uid" keeps SQLite from answering through an index on uid, which would sort every
+        # remaining row for each page (quadratic: 6.5 s against 1.3 s for 100,000 rows); so
+        # each page reads on along the primary key from where the last one stopped.
+        sql = f"SELECT {columns} FROM chunks WHERE +uid=? AND fid>? ORDER BY fid LIMIT ?"
         while True:
             page = self.select(sql, (uid, after, batch))
             if not page:
@@ -232,16 +235,46 @@ class DocStore:
             yield page
             after = int(page[-1][0])
 
+    def each_row(
+        self,
+        uid: str,
+        columns: str,
+        where: tuple[str, Sequence[Any]],
+        handle: Callable[[tuple[Any, ...]], None],
+    ) -> None:
+        """Call ``handle`` with ``columns`` of every row meeting ``where``, in any order.
+
+        One statement, so SQLite answers a condition on an indexed column from its index; the
+        rows are fetched a page at a time, never all at once. ``handle`` runs under the
+        docstore's lock: it must not call the docstore.
+
+        Args:
+            uid: The collection.
+            columns: The columns to read.
+            where: A SQL condition on the ``chunks`` table and its parameters.
+            handle: Called once per row.
+        """
+        condition, args = where
+        sql = f"SELECT {columns} FROM chunks WHERE uid=? AND ({condition})"
+        with self._mutex:
+            cursor = self._db.execute(sql, (uid, *args))
+            while rows := cursor.fetchmany(LOOKUP_BATCH):
+                for row in rows:
+                    handle(row)
+
     def rows_by(
         self, uid: str, column: str, values: Sequence[Any], *, vectors: bool = False
     ) -> list[Row]:
         """Rows whose ``column`` (id, source, content_hash, split_of, fid) is among ``values``."""
         blob = "vector" if vectors else "NULL"
+        # By FAISS id, "+uid" keeps SQLite on the primary key: through an index on uid it
+        # would read every row of the collection for each lookup (33 ms a search at 100,000).
+        uid_term = "+uid" if column == "fid" else "uid"
         found: list[Row] = []
         for part in _batches(list(values)):
             sql = (
                 f"SELECT fid, id, text, metadata, {blob} FROM chunks "
-                f"WHERE uid=? AND {column} IN ({_marks(len(part))})"
+                f"WHERE {uid_term}=? AND {column} IN ({_marks(len(part))})"
             )
             found.extend(Row(*row) for row in self.select(sql, (uid, *part)))
         return found

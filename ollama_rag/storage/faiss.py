@@ -36,6 +36,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
 import struct
 import threading
 import time
@@ -71,13 +72,11 @@ from ollama_rag.storage.base import (
     index_directory,
 )
 from ollama_rag.storage.docstore import DOCSTORE_FILE, DocStore, Row, as_vector
-from ollama_rag.storage.filters import matches, matches_document
+from ollama_rag.storage.filters import matches, matches_document, prefilter
 from ollama_rag.storage.lock import DirectoryLock, Registry, WriteGate, noting, snapshot
 from ollama_rag.storage.schema import COMPLETE, CONTENT_HASH, ROOT, SOURCE, Metadata
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from langchain_core.embeddings import Embeddings
     from langchain_core.vectorstores import VectorStore
 
@@ -131,6 +130,25 @@ _ROW_KEY = "row:"
 def _text_key(fid: int, content_hash: Any) -> str:
     """What identifies a row's text (and so its vector): its content hash, else the row."""
     return str(content_hash) if content_hash else f"{_ROW_KEY}{fid}"
+
+
+@contextlib.contextmanager
+def _one_thread(faiss: Any) -> Iterator[None]:
+    """Run FAISS calls in the block on the calling thread alone.
+
+    One query is too little work to share out: waking FAISS's OpenMP threads costs more than
+    they save, most of all while other processes (Ollama) use the cores. Measured on two cores
+    under load, one query over a flat index of 20,000 256-d vectors took 2.9 ms on one thread
+    and 26 ms on two; 115 and 349 ms at 1,000,000 (see docs/stores.md). The setting is the
+    calling thread's own (an OpenMP per-thread value, not the process's), and is put back, so
+    the process's other FAISS calls keep theirs.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class _Vectors:
@@ -216,7 +234,8 @@ class _Vectors:
                 params.sel = selector
         else:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
-        scores, fids = self.index.search(query, k, params=params)
+        with _one_thread(faiss):
+            scores, fids = self.index.search(query, k, params=params)
         found = [(int(f), float(s)) for f, s in zip(fids[0], scores[0], strict=True) if f >= 0]
         return [(f, s) for f, s in found if f not in self.dead]
 
@@ -764,18 +783,53 @@ class FaissStore(ChunkStore):
         for page in self._db.pages(uid, "fid, metadata", batch=batch):
             yield [json.loads(m) for _, m in page]
 
+    def _passing_rows(
+        self, uid: str, where: Where | None, where_document: Where | None
+    ) -> list[tuple[int, str, Metadata]]:
+        """``(FAISS id, chunk id, metadata)`` of every row that passes the filters.
+
+        SQLite narrows the rows first (:func:`~ollama_rag.storage.filters.prefilter`: an
+        indexed lookup for ``source``, JSON functions for other keys), so a selective filter
+        reads few rows; each row it returns gets the exact check.
+        """
+        narrowed = prefilter(where, where_document, columns={SOURCE: "source"})
+        columns = "fid, id, metadata, text" if where_document else "fid, id, metadata, NULL"
+        found: list[tuple[int, str, Metadata]] = []
+
+        def check(row: tuple[Any, ...]) -> None:
+            fid, id_, meta, text = row
+            metadata = json.loads(meta)
+            if matches(where, metadata) and matches_document(where_document, text or ""):
+                found.append((int(fid), str(id_), metadata))
+
+        try:
+            self._db.each_row(uid, columns, narrowed, check)
+        except sqlite3.OperationalError:
+            # Metadata SQLite's JSON functions refuse (json.dumps writes NaN and Infinity as
+            # bare words; the library never stores them): check every row in Python instead.
+            found.clear()
+            self._db.each_row(uid, columns, ("1", ()), check)
+        return found
+
     def _passing(
         self, uid: str, where: Where | None, where_document: Where | None
     ) -> dict[int, str]:
-        """The rows that pass the filters (every row is checked): FAISS id -> text key."""
-        columns = "fid, metadata, text" if where_document else "fid, metadata, NULL"
-        found: dict[int, str] = {}
-        for page in self._db.pages(uid, columns, batch=_ADD_BATCH):
-            for fid, meta, text in page:
-                metadata = json.loads(meta)
-                if matches(where, metadata) and matches_document(where_document, text or ""):
-                    found[int(fid)] = _text_key(int(fid), metadata.get(CONTENT_HASH))
-        return found
+        """The rows that pass the filters: FAISS id -> text key."""
+        return {
+            fid: _text_key(fid, metadata.get(CONTENT_HASH))
+            for fid, _, metadata in self._passing_rows(uid, where, where_document)
+        }
+
+    def ids_where(
+        self, where: Where | None, where_document: Where | None, *, limit: int
+    ) -> list[str] | None:
+        """The ids of the rows passing the filters, or None when more than ``limit`` do."""
+        self.check_open()
+        uid = self._uid()
+        if uid is None:
+            return []
+        found = [id_ for _, id_, _ in self._passing_rows(uid, where, where_document)]
+        return None if len(found) > limit else found
 
     def query(
         self,
