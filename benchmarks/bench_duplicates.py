@@ -72,7 +72,16 @@ class Settings:
 # 30 passages: the measurement (0 of 30 found after one such file); 1,000: a larger
 # index, where the copies hurt less but still do.
 FULL = Settings(quick=False, indexes=(30, 1000), copies=3000, queries=250, searches=20)
-QUICK = Settings(quick=True, indexes=(20,), copies=40, queries=10, searches=1, orders=("after",))
+# The smoke test checks that every case runs and is reported: small vectors will do.
+QUICK = Settings(
+    quick=True,
+    indexes=(20,),
+    copies=40,
+    queries=10,
+    searches=1,
+    orders=("after",),
+    dimension=64,
+)
 
 
 def settings_for(quick: bool | None = None) -> Settings:

@@ -114,7 +114,7 @@ FULL = Settings(
 # Small enough for the smoke test (tests/test_benchmarks.py) to finish in well under 20 s.
 QUICK = Settings(
     quick=True,
-    files=10,
+    files=4,
     chars_per_file=4700,
     repeats=1,
     tuning=(),

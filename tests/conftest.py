@@ -64,6 +64,7 @@ def ollama(_session_ollama: LocalOllama) -> LocalOllama:
     """The shared server, with counters zeroed and no delay, for tests that only read it."""
     _session_ollama.reset_counters()
     _session_ollama.set_delay(per_request=0.0, per_input=0.0, slots=1)
+    _session_ollama.resume()
     return _session_ollama
 
 

@@ -129,9 +129,13 @@ def test_stop_is_prompt_with_idle_keep_alive_connections() -> None:
                 c.embed(model="m", input="x")
 
 
-def test_stop_wakes_requests_sleeping_in_a_delay() -> None:
+@pytest.mark.parametrize("held_by", ["delay", "pause"])
+def test_stop_wakes_requests_sleeping_in_a_delay(held_by: str) -> None:
     server = LocalOllama({"m": HashEmbeddingModel(dimension=8)}).start()
-    server.set_delay(per_request=30.0)
+    if held_by == "delay":
+        server.set_delay(per_request=30.0)
+    else:
+        server.pause()
     errors: list[BaseException] = []
 
     def call() -> None:
@@ -141,19 +145,48 @@ def test_stop_wakes_requests_sleeping_in_a_delay() -> None:
         except BaseException as err:
             errors.append(err)
 
+    # No event to wait on from outside: poll until the request holds its slot (sleeping) or,
+    # paused, has arrived (it takes no slot).
+    def held() -> int:
+        return server.peak_concurrency if held_by == "delay" else server.request_count("m")
+
     worker = threading.Thread(target=call)
     worker.start()
     deadline = time.monotonic() + 10
-    # No event to wait on from outside: poll until the request holds its slot (sleeping).
-    while server.peak_concurrency == 0 and time.monotonic() < deadline:
+    while not held() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert server.peak_concurrency == 1
+    assert held() == 1
     started = time.monotonic()
     server.stop()
     worker.join(timeout=5)
     assert not worker.is_alive()
     assert time.monotonic() - started < 5.0
-    assert errors  # the client saw the shutdown, not a 30 s wait
+    assert errors  # the client saw the shutdown, not a 30 s wait or a resume()
+
+
+def test_pause_holds_model_requests_until_resume(server: LocalOllama) -> None:
+    server.pause()
+    answers: list[int] = []
+
+    def call() -> None:
+        with ollama.Client(host=server.url) as c:
+            answers.append(len(c.embed(model="tiny", input=["a", "b"]).embeddings))
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while server.request_count("tiny") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.request_count("tiny") == 1  # it arrived and is counted ...
+    with ollama.Client(host=server.url) as c:
+        assert c.list().models  # ... other routes answer meanwhile ...
+    worker.join(timeout=0.3)
+    assert worker.is_alive()  # ... but it is held, without taking a compute slot
+    assert server.peak_concurrency == 0
+    server.resume()
+    worker.join(timeout=10)
+    assert answers == [2]
+    assert server.peak_concurrency == 1
 
 
 def test_one_connection_serves_several_requests(server: LocalOllama) -> None:

@@ -91,7 +91,7 @@ def test_a_refused_process_is_told_what_the_holder_is_doing(
 ) -> None:
     db = tmp_path / "db"
     RagIndex(db, model="bge-m3", base_url=fresh_ollama.url).close()
-    fresh_ollama.set_delay(per_input=0.08)  # a long ingest: ~3 s
+    fresh_ollama.pause()  # the ingest waits for its answers until the refusal has been seen
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), fresh_ollama.url],
         stdin=subprocess.PIPE,
@@ -111,12 +111,14 @@ def test_a_refused_process_is_told_what_the_holder_is_doing(
             RagIndex(db, base_url=fresh_ollama.url)
         assert f"pid {holder.pid}" in str(busy.value)
         assert "adding texts since" in str(busy.value)
+        fresh_ollama.resume()
         assert holder.stdout.readline().strip() == "done"
         with pytest.raises(IndexLockedError) as idle:
             RagIndex(db, base_url=fresh_ollama.url)
         assert f"pid {holder.pid}" in str(idle.value)
         assert ", idle." in str(idle.value)
     finally:
+        fresh_ollama.resume()
         holder.communicate("\n", timeout=60)
     assert holder.returncode == 0
     with RagIndex(db, base_url=fresh_ollama.url) as index:

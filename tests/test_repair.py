@@ -84,6 +84,24 @@ def build(db: Path, server: LocalOllama, texts: list[str] = TEXTS) -> dict[str, 
     return dict(zip(got["ids"], got["documents"], strict=True))
 
 
+@pytest.fixture(scope="module")
+def _built(
+    tmp_path_factory: pytest.TempPathFactory, _session_ollama: LocalOllama
+) -> tuple[Path, dict[str, str]]:
+    """One whole index of ``TEXTS`` (closed) and its chunks, for tests to copy and damage."""
+    db = tmp_path_factory.mktemp("built") / "db"
+    return db, build(db, _session_ollama)
+
+
+@pytest.fixture
+def built(tmp_path: Path, _built: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
+    """A copy of :func:`_built` of the test's own under ``tmp_path``: what ``build`` would make."""
+    template, before = _built
+    db = tmp_path / "db"
+    shutil.copytree(template, db)
+    return db, dict(before)
+
+
 def segment(db: Path) -> Path:
     (folder,) = [p for p in db.iterdir() if p.is_dir() and p.name != "lexical"]
     return folder
@@ -125,10 +143,9 @@ def assert_whole(index: RagIndex, before: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("mode", list(DAMAGE))
 def test_a_damaged_index_is_repaired_on_open(
-    tmp_path: Path, ollama: LocalOllama, mode: str
+    built: tuple[Path, dict[str, str]], ollama: LocalOllama, mode: str
 ) -> None:
-    db = tmp_path / "db"
-    before = build(db, ollama)
+    db, before = built
     DAMAGE[mode](segment(db))
     assert chroma_files.check(db, "default") is not None  # found from the files alone
     index, repaired = open_repaired(db, ollama)
@@ -149,10 +166,9 @@ def test_a_damaged_index_is_repaired_on_open(
 
 
 def test_vectors_are_recovered_rather_than_embedded_again(
-    tmp_path: Path, ollama: LocalOllama
+    built: tuple[Path, dict[str, str]], ollama: LocalOllama
 ) -> None:
-    db = tmp_path / "db"
-    before = build(db, ollama)
+    db, before = built
     DAMAGE["pickle empty"](segment(db))  # only the id map is lost: every vector survives
     ollama.reset_counters()
     index, _ = open_repaired(db, ollama)
@@ -194,9 +210,10 @@ def segment_name(db: Path, collection: str = "default") -> Path:
     return db / folder
 
 
-def test_a_whole_index_is_not_touched(tmp_path: Path, ollama: LocalOllama) -> None:
-    db = tmp_path / "db"
-    before = build(db, ollama)
+def test_a_whole_index_is_not_touched(
+    built: tuple[Path, dict[str, str]], ollama: LocalOllama
+) -> None:
+    db, before = built
     stamp = {p.name: p.stat().st_mtime_ns for p in segment(db).iterdir()}
     index, repaired = open_repaired(db, ollama)
     with index:
@@ -206,9 +223,10 @@ def test_a_whole_index_is_not_touched(tmp_path: Path, ollama: LocalOllama) -> No
     assert {p.name: p.stat().st_mtime_ns for p in segment(db).iterdir()} == stamp
 
 
-def test_an_unreadable_database_names_the_fix(tmp_path: Path, ollama: LocalOllama) -> None:
-    db = tmp_path / "db"
-    build(db, ollama)
+def test_an_unreadable_database_names_the_fix(
+    built: tuple[Path, dict[str, str]], ollama: LocalOllama
+) -> None:
+    db, _ = built
     DAMAGE["pickle empty"](segment(db))
     with sqlite3.connect(db / "chroma.sqlite3") as con:  # the rows themselves are gone
         con.execute("DROP TABLE embedding_metadata")

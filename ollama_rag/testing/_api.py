@@ -196,6 +196,8 @@ class OllamaAPI:
         self._last_modified = datetime.fromtimestamp(0, timezone.utc)
         self._loaded: dict[str, datetime] = {}  # canonical name -> when keep_alive unloads it
         self.stopping = threading.Event()
+        self._open = threading.Event()  # cleared by pause(): model requests wait for resume()
+        self._open.set()
         self._routes: dict[str, dict[str, Callable[[bytes], Response]]] = {
             "/": {"GET": self._root, "HEAD": self._root},
             "/api/version": {"GET": self._version, "HEAD": self._version},
@@ -336,6 +338,14 @@ class OllamaAPI:
             raise ValueError(msg)
         with self._lock:
             self._failures.extend([status] * n)
+
+    def pause(self) -> None:
+        """Hold model requests before their slot until :meth:`resume` (see ``LocalOllama``)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        """Let requests held by :meth:`pause` (and later ones) go on."""
+        self._open.set()
 
     def clear_failures(self) -> None:
         """Forget failures queued by :meth:`fail_next` that no request has consumed."""
@@ -545,6 +555,9 @@ class OllamaAPI:
         """
         with self._lock:
             slots, per_request, per_input = self._slots, self._per_request, self._per_input
+        while not self._open.wait(timeout=0.05):
+            if self.stopping.is_set():
+                raise _ShutdownError
         while not slots.acquire(timeout=0.05):
             if self.stopping.is_set():
                 raise _ShutdownError

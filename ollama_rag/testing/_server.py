@@ -355,10 +355,11 @@ class LocalOllama:
         self._api.reset_counters()
 
     def reset(self) -> None:
-        """:meth:`reset_counters`, clear queued failures and remove any delay (slots=1)."""
+        """:meth:`reset_counters`, clear queued failures, remove any delay (slots=1), resume."""
         self._api.reset_counters()
         self._api.clear_failures()
         self._api.set_delay()
+        self._api.resume()
 
     def set_delay(self, per_request: float = 0.0, per_input: float = 0.0, slots: int = 1) -> None:
         """Simulate a slow CPU server.
@@ -372,6 +373,20 @@ class LocalOllama:
             ValueError: For negative delays or fewer than 1 slot.
         """
         self._api.set_delay(per_request=per_request, per_input=per_input, slots=slots)
+
+    def pause(self) -> None:
+        """Hold every model request, counted but unanswered, until :meth:`resume`.
+
+        For a client that must stay busy mid-request for as long as a test needs, however
+        slow the machine: a process indexing holds its index open until the test resumes the
+        server, instead of for a fixed delay it might outlive or finish before. Held requests
+        take no compute slot; :meth:`request_count` shows that they arrived.
+        """
+        self._api.pause()
+
+    def resume(self) -> None:
+        """Answer the requests held by :meth:`pause`, and serve later ones at once again."""
+        self._api.resume()
 
     def fail_next(self, n: int = 1, status: Failure = 500) -> None:
         """Make the next ``n`` requests to a model route fail.
