@@ -240,8 +240,17 @@ def faiss_store(path: Path, rows: dict[str, tuple[str, dict[str, Any]]]) -> Chun
     return store
 
 
+@pytest.mark.parametrize("broad", [False, True], ids=["restricted", "ranked-first"])
 @pytest.mark.parametrize("nan", [False, True], ids=["json", "nan-in-metadata"])
-def test_faiss_searches_and_lookups_equal_checking_every_row(tmp_path: Path, nan: bool) -> None:
+def test_faiss_searches_and_lookups_equal_checking_every_row(
+    tmp_path: Path, nan: bool, broad: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways a filtered search can go give the best passing rows of all, exactly."""
+    from ollama_rag.storage import faiss
+
+    if broad:  # every filter counts as broad: rank first, then keep the passing rows
+        monkeypatch.setattr(faiss, "FILTER_FIRST_ROWS", 0)
+        monkeypatch.setattr(faiss, "RANK_FIRST_FACTOR", 1)  # and widen the ranking
     rows = dict(ROWS)
     if nan:  # json.dumps writes NaN, which SQLite's JSON functions refuse: every row checked
         rows["n"] = ("NaN の行です。", {"source": "n.md", "page": math.nan})
@@ -261,6 +270,9 @@ def test_faiss_searches_and_lookups_equal_checking_every_row(tmp_path: Path, nan
             }
             hits = store.query(query, len(rows), where=where, where_document=document)
             assert {h.id for h in hits} == expected, (where, document)
+            best = [h.id for h in store.query(query, len(rows)) if h.id in expected][:2]
+            top = store.query(query, 2, where=where, where_document=document)
+            assert [h.id for h in top] == best, (where, document)
             found = store.ids_where(where, document, limit=len(rows))
             assert found is not None
             assert set(found) == expected, (where, document)

@@ -99,6 +99,15 @@ SAVE_SHARE = 0.1
 """After an operation, the FAISS file is saved once this share of its rows changed..."""
 SAVE_AFTER = 60.0
 """...or this many seconds passed since the last save (and always on close)."""
+FILTER_FIRST_ROWS = 2_000
+"""A filtered search restricts FAISS to the passing rows when at most this many pass...
+
+Beyond it, the filter is broad: the search ranks first (``RANK_FIRST_FACTOR`` times ``k``
+rows, widening) and keeps the passing rows, instead of checking every passing row's metadata
+in Python (4 s for a filter every row of 100,000 passes, against milliseconds ranked first).
+"""
+RANK_FIRST_FACTOR = 8
+"""...and ranks this many times ``k`` rows in the first round of a broad filter."""
 _MAGIC = b"ORAGFAIS"
 _HEADER = struct.Struct("<8s32sQ")  # magic, stamp, dead ids that follow
 _ADD_BATCH = 4096
@@ -130,6 +139,10 @@ _ROW_KEY = "row:"
 def _text_key(fid: int, content_hash: Any) -> str:
     """What identifies a row's text (and so its vector): its content hash, else the row."""
     return str(content_hash) if content_hash else f"{_ROW_KEY}{fid}"
+
+
+class _BroadFilterError(Exception):
+    """More rows pass a filter than a restricted search is worth (stops reading them)."""
 
 
 @contextlib.contextmanager
@@ -784,13 +797,14 @@ class FaissStore(ChunkStore):
             yield [json.loads(m) for _, m in page]
 
     def _passing_rows(
-        self, uid: str, where: Where | None, where_document: Where | None
-    ) -> list[tuple[int, str, Metadata]]:
+        self, uid: str, where: Where | None, where_document: Where | None, *, most: int
+    ) -> list[tuple[int, str, Metadata]] | None:
         """``(FAISS id, chunk id, metadata)`` of every row that passes the filters.
 
         SQLite narrows the rows first (:func:`~ollama_rag.storage.filters.prefilter`: an
         indexed lookup for ``source``, JSON functions for other keys), so a selective filter
-        reads few rows; each row it returns gets the exact check.
+        reads few rows; each row it returns gets the exact check. None as soon as more than
+        ``most`` rows pass (the rest are not read).
         """
         narrowed = prefilter(where, where_document, columns={SOURCE: "source"})
         columns = "fid, id, metadata, text" if where_document else "fid, id, metadata, NULL"
@@ -801,24 +815,20 @@ class FaissStore(ChunkStore):
             metadata = json.loads(meta)
             if matches(where, metadata) and matches_document(where_document, text or ""):
                 found.append((int(fid), str(id_), metadata))
+                if len(found) > most:
+                    raise _BroadFilterError
 
         try:
-            self._db.each_row(uid, columns, narrowed, check)
-        except sqlite3.OperationalError:
-            # Metadata SQLite's JSON functions refuse (json.dumps writes NaN and Infinity as
-            # bare words; the library never stores them): check every row in Python instead.
-            found.clear()
-            self._db.each_row(uid, columns, ("1", ()), check)
+            try:
+                self._db.each_row(uid, columns, narrowed, check)
+            except sqlite3.OperationalError:
+                # Metadata SQLite's JSON functions refuse (json.dumps writes NaN and Infinity
+                # as bare words; the library never stores them): check every row in Python.
+                found.clear()
+                self._db.each_row(uid, columns, ("1", ()), check)
+        except _BroadFilterError:
+            return None
         return found
-
-    def _passing(
-        self, uid: str, where: Where | None, where_document: Where | None
-    ) -> dict[int, str]:
-        """The rows that pass the filters: FAISS id -> text key."""
-        return {
-            fid: _text_key(fid, metadata.get(CONTENT_HASH))
-            for fid, _, metadata in self._passing_rows(uid, where, where_document)
-        }
 
     def ids_where(
         self, where: Where | None, where_document: Where | None, *, limit: int
@@ -828,8 +838,34 @@ class FaissStore(ChunkStore):
         uid = self._uid()
         if uid is None:
             return []
-        found = [id_ for _, id_, _ in self._passing_rows(uid, where, where_document)]
-        return None if len(found) > limit else found
+        found = self._passing_rows(uid, where, where_document, most=limit)
+        return None if found is None else [id_ for _, id_, _ in found]
+
+    def _ranked_then_filtered(
+        self,
+        vector: Sequence[float],
+        k: int,
+        where: Where | None,
+        where_document: Where | None,
+        include_vectors: bool,
+    ) -> list[Hit]:
+        """The best ``k`` passing rows of a broad filter: rank first, then keep those passing.
+
+        Ranked rows are checked best first, so the first ``k`` that pass are the best ``k``
+        passing rows of all those ranked; the ranking widens (4x) until ``k`` pass or every row
+        is ranked. Exact on a ``flat`` index, as approximate as the graph on ``hnsw``.
+        """
+        wanted = k * RANK_FIRST_FACTOR
+        while True:
+            hits = self.query(vector, wanted, include_vectors=include_vectors)
+            kept = [
+                hit
+                for hit in hits
+                if matches(where, hit.metadata) and matches_document(where_document, hit.text)
+            ]
+            if len(kept) >= k or len(hits) < wanted:  # enough, or every row was ranked
+                return kept[:k]
+            wanted *= 4
 
     def query(
         self,
@@ -847,9 +883,12 @@ class FaissStore(ChunkStore):
             return []
         passing = None
         if where or where_document:
-            passing = self._passing(uid, where, where_document)
-            if not passing:
+            found = self._passing_rows(uid, where, where_document, most=FILTER_FIRST_ROWS)
+            if found is None:  # most rows pass: a restricted search would gain nothing
+                return self._ranked_then_filtered(vector, k, where, where_document, include_vectors)
+            if not found:
                 return []
+            passing = {fid: _text_key(fid, meta.get(CONTENT_HASH)) for fid, _, meta in found}
         with self._handle.mutex:
             vectors = self._vectors(uid)
             allowed = None if passing is None else list(passing)
