@@ -1,5 +1,5 @@
 """Smoke test of the benchmarks: they are listed, and the ingestion, entry point, search,
-Chroma, reliability, repeated-text and analyser ones run quickly.
+Chroma, reliability, repeated-text, analyser, snapshot and store ones run quickly.
 
 Only that it completes and prints sane figures is checked; the throughput and memory targets
 are the benchmarks' business (``make bench``), never asserted here. The one exception is the
@@ -48,6 +48,7 @@ def test_list_names_both_benchmarks() -> None:
     assert "bench_reliability" in listed
     assert "bench_duplicates" in listed
     assert "bench_analyzers" in listed
+    assert "bench_stores" in listed
 
 
 @pytest.mark.slow
@@ -324,3 +325,30 @@ def test_snapshot_benchmark_quick_mode(
     assert row.megabytes > 0
     # The read-only open includes the copy; the CLI search includes a read-only open.
     assert 0 < row.copy < row.read_only < row.cli
+
+
+def test_stores_benchmark_quick_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("faiss")
+    bench = _benchmark(monkeypatch, "bench_stores")
+    monkeypatch.setenv(bench.SIZES_ENV, "100")
+    monkeypatch.setenv(bench.STORE_SIZES_ENV, "300")
+
+    results = bench.main(quick=True)
+
+    out = capsys.readouterr().out
+    assert "bench_stores: QUICK" in out
+    assert "Through the library (add_texts, search), 100 chunks" in out
+    assert "The store alone (ChunkStore.write, query), 300 chunks" in out
+    assert set(results) == {"library", "store"}
+    for part, size in (("library", 100), ("store", 300)):
+        figures = results[part][size]
+        assert set(figures) == {"faiss", "faiss-hnsw", "chroma"}
+        for name, f in figures.items():
+            assert f.ingest > 0, name
+            assert len(f.latencies) == len(f.filtered) == bench.QUICK.queries
+            assert f.disk > 0, name
+            # A graph over a few hundred rows, searched with a wide beam, finds what the exact
+            # search finds: a lower figure means the stores or the comparison went wrong.
+            assert f.recall >= 0.9, (part, name, f.recall)
