@@ -223,12 +223,19 @@ def test_invalid_document_filters_are_refused() -> None:
 DIMENSION = 8
 
 
-def faiss_store(path: Path, rows: dict[str, tuple[str, dict[str, Any]]]) -> ChunkStore:
+def faiss_store(
+    path: Path,
+    rows: dict[str, tuple[str, dict[str, Any]]],
+    *,
+    index: str = "flat",
+    vectors: Any = None,
+) -> ChunkStore:
     pytest.importorskip("faiss")
     info = ModelInfo("m", "0" * 64, DIMENSION, 512, 512, "bert")
-    store = open_store("faiss", path, collection="default")
+    store = open_store("faiss", path, collection="default", faiss_index=index)
     store.create(new_manifest(info, chunk_size=100, chunk_overlap=0))
-    vectors = np.random.default_rng(3).standard_normal((len(rows), DIMENSION))
+    if vectors is None:
+        vectors = np.random.default_rng(3).standard_normal((len(rows), DIMENSION))
     writes = []
     for (name, (text, meta)), vector in zip(rows.items(), vectors, strict=True):
         digest = sha256(text)
@@ -280,6 +287,26 @@ def test_faiss_searches_and_lookups_equal_checking_every_row(
                 assert store.ids_where(where, document, limit=len(expected) - 1) is None
         with pytest.raises(ConfigError, match="Invalid filter"):  # refused, rows or not
             store.query(query, 3, where={"$and": [{"source": "zz"}, {"page": {"$near": 1}}]})
+    finally:
+        store.close()
+
+
+def test_a_filter_few_rows_pass_is_exact_on_an_hnsw_graph(tmp_path: Path) -> None:
+    """The rows a filter allows lie far from the query: a graph walk from the query's
+    neighbourhood would not reach them, yet all of them come back, best first."""
+    count = 3000
+    vectors = np.random.default_rng(5).standard_normal((count, DIMENSION))
+    rows = {f"r{i}": (f"本文{i}。", {"source": f"r{i}.md"}) for i in range(count)}
+    store = faiss_store(tmp_path / "db", rows, index="hnsw", vectors=vectors)
+    try:
+        query = vectors[0] / np.linalg.norm(vectors[0])
+        cosines = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ query
+        farthest = [int(i) for i in np.argsort(cosines)[:5]]
+        allowed = {"source": {"$in": [f"r{i}.md" for i in farthest]}}
+        hits = store.query(query.tolist(), 5, where=allowed)
+        expected = sorted(farthest, key=lambda i: -cosines[i])
+        assert [h.metadata["source"] for h in hits] == [f"r{i}.md" for i in expected]
+        assert [h.score for h in hits] == pytest.approx([cosines[i] for i in expected], abs=1e-5)
     finally:
         store.close()
 

@@ -229,13 +229,11 @@ class _Vectors:
         """Whether so many graph entries are dead that a rebuild pays."""
         return len(self.dead) > HNSW_DEAD_SHARE * max(1, int(self.index.ntotal))
 
-    def search(self, query: Any, k: int, allowed: Sequence[int] | None) -> list[tuple[int, float]]:
+    def search(self, query: Any, k: int) -> list[tuple[int, float]]:
         faiss = import_faiss()
         keep: list[Any] = []  # FAISS selectors hold raw pointers: keep their owners alive
         selector = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        elif self.dead:
+        if self.dead:
             keep.append(faiss.IDSelectorBatch(np.asarray(sorted(self.dead), dtype=np.int64)))
             selector = faiss.IDSelectorNot(keep[-1])
         k = min(k, int(self.index.ntotal))
@@ -867,6 +865,31 @@ class FaissStore(ChunkStore):
                 return kept[:k]
             wanted *= 4
 
+    def _scored_exactly(
+        self, uid: str, fids: Sequence[int], vector: Sequence[float], k: int, with_vectors: bool
+    ) -> list[Hit]:
+        """The best ``k`` of a few rows, scored against their stored vectors.
+
+        Exact on either index type: an HNSW graph searched for a few allowed rows among many
+        wanders through rows it may not return and can come back short.
+        """
+        rows = sorted(self._db.rows_by(uid, "fid", fids, vectors=True), key=lambda r: r.fid)
+        if not rows:
+            return []
+        stored = np.frombuffer(b"".join(r.blob or b"" for r in rows), dtype=np.float32)
+        scores = stored.reshape(len(rows), -1) @ _normalised(vector)[0]
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [
+            Hit(
+                rows[i].id,
+                rows[i].text,
+                rows[i].metadata,
+                float(scores[i]),
+                as_vector(rows[i].blob or b"") if with_vectors else None,
+            )
+            for i in best
+        ]
+
     def query(
         self,
         vector: Sequence[float],
@@ -881,20 +904,16 @@ class FaissStore(ChunkStore):
         uid = self._uid()
         if uid is None or k <= 0:
             return []
-        passing = None
         if where or where_document:
             found = self._passing_rows(uid, where, where_document, most=FILTER_FIRST_ROWS)
-            if found is None:  # most rows pass: a restricted search would gain nothing
+            if found is None:  # most rows pass: scoring them all would cost more than ranking
                 return self._ranked_then_filtered(vector, k, where, where_document, include_vectors)
-            if not found:
-                return []
-            passing = {fid: _text_key(fid, meta.get(CONTENT_HASH)) for fid, _, meta in found}
+            return self._scored_exactly(
+                uid, [fid for fid, _, _ in found], vector, k, include_vectors
+            )
         with self._handle.mutex:
             vectors = self._vectors(uid)
-            allowed = None if passing is None else list(passing)
-            if passing is not None and vectors.unique:  # search the texts of passing rows
-                allowed = sorted({vectors.rep[t] for t in passing.values() if t in vectors.rep})
-            ranked = vectors.search(_normalised(vector), k, allowed)
+            ranked = vectors.search(_normalised(vector), k)
             texts = {vectors.text_of.get(fid): score for fid, score in ranked}
         if vectors.unique:
             # Every row of a text found, with its entry's score (they share the vector).
@@ -904,8 +923,7 @@ class FaissStore(ChunkStore):
                 key = _text_key(r.fid, r.metadata.get(CONTENT_HASH))
                 if key in texts:
                     scores[r.fid] = texts[key]
-            kept = [(f, s) for f, s in scores.items() if passing is None or f in passing]
-            ranked = sorted(kept, key=lambda pair: -pair[1])[:k]
+            ranked = sorted(scores.items(), key=lambda pair: -pair[1])[:k]
         rows = {
             r.fid: r
             for r in self._db.rows_by(uid, "fid", [f for f, _ in ranked], vectors=include_vectors)
