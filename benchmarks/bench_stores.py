@@ -36,7 +36,7 @@ Hash-model vectors of unrelated texts are close to random, the hardest case for 
 (HNSW) index: real text embeddings cluster, and approximate recall on them is usually higher.
 
 Sizes: ``OLLAMA_RAG_BENCH_SIZES`` and ``OLLAMA_RAG_BENCH_STORE_SIZES`` (comma-separated chunk
-counts, ``0`` to skip a part) override the defaults, through the library 100k and the store
+counts, ``0`` to skip a part) override the defaults, through the library 20k and the store
 alone 100k and 1M, all at 256-d; ``OLLAMA_RAG_BENCH_STORE_DIMENSION`` sets the second part's
 dimension (1024 is bge-m3's: 1M such vectors are 4 GB per store, and Chroma writes them at
 ~200 rows/s on two cores, so plan hours). The full run takes about two hours on two cores.
@@ -111,7 +111,7 @@ class Settings:
 
 FULL = Settings(
     quick=False,
-    sizes=(100_000,),
+    sizes=(20_000,),
     store_sizes=(100_000, 1_000_000),
     dimension=256,
     store_dimension=256,
