@@ -209,11 +209,19 @@ class LexicalIndex:
         deadline = time.monotonic() + _LOCK_WAIT
         while True:
             try:
-                return self._index.writer(_WRITER_HEAP, 1)
+                writer = self._index.writer(_WRITER_HEAP, 1)
+                break
             except ValueError as err:
                 if "lock" not in str(err).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        # A process killed during a commit leaves the files it had written (a segment's
+        # ".<opstamp>.del") while meta.json still names the last commit. Catching up replays
+        # the same number of operations, reaches the same opstamp, and the commit then fails
+        # to create a file that exists. Tantivy registers every file it writes before writing
+        # it, so its collection deletes exactly those no commit refers to.
+        writer.garbage_collect_files()
+        return writer
 
     def apply(
         self,
@@ -340,12 +348,21 @@ class LexicalIndex:
     # ------------------------------------------------------------------ lifecycle
 
     def release(self) -> None:
-        """Commit what is pending and let go of the writer (taken again when needed)."""
+        """Commit what is pending and let go of the writer (taken again when needed).
+
+        The writer (and with it the folder's lock) is let go even if the commit fails: what
+        it held is not recorded as committed, so the next open catches it up.
+        """
         with self._lock:
-            self.flush()
-            if self._held is not None:
-                self._held.wait_merging_threads()
-                self._held = None
+            held = self._held
+            try:
+                self.flush()
+                if held is not None:
+                    held.wait_merging_threads()
+            finally:
+                # Dropping the last reference closes the writer; a traceback kept by the
+                # caller must not hold this frame's.
+                self._held = held = None
 
     def close(self) -> None:
         """Commit what is pending and let go of the writer. Safe to call twice."""

@@ -437,9 +437,13 @@ class HybridStore(ChunkStore):
         """Close the lexical index and the vector store. Safe to call twice."""
         if not self._closed:
             super().close()
-            if self._lexical is not None:
-                self._lexical.close()
-            self.vectors.close()
+            try:
+                if self._lexical is not None:
+                    self._lexical.close()
+            finally:
+                # Whatever the lexical index raised, the vectors are saved and the lock
+                # released; the lexical index is caught up from them on the next open.
+                self.vectors.close()
 
     def check_open(self) -> None:
         """Refuse a closed store, or one used in a fork()ed child (see ``ChunkStore``)."""
