@@ -1,18 +1,25 @@
 """What the reliability benchmark's processes do: write (and be killed), verify, inspect.
 
 ``benchmarks/bench_reliability.py`` runs each function here in a process of its own, forked from
-a server process that has already imported ``ollama_rag`` and chromadb (multiprocessing's
-``forkserver``): a new interpreter costs 3-8 s of imports on the benchmark machine, which would
-be most of a trial. Each process still opens its index itself, with no chromadb client
-inherited, and reports through a ``multiprocessing`` pipe (the writer says ``ready`` just before
-its first write, which starts the parent's kill clock).
+a server process that has already imported ``ollama_rag`` and the store's library (chromadb or
+faiss; multiprocessing's ``forkserver``): a new interpreter costs 3-8 s of imports on the
+benchmark machine, which would be most of a trial. Each process still opens its index itself,
+with no client inherited, and reports through a ``multiprocessing`` pipe (the writer says
+``ready`` just before its first write, which starts the parent's kill clock).
 
 An index's state is compared as a *dump*: per source, the completion marker of its first chunk
-(``None`` when unmarked) and the set of its chunk ids.
+(``None`` when unmarked) and the set of its chunk ids. The checks go through the index
+(``RagIndex`` and its ``vectorstore``, the same calls on either store) except for the rows
+actually stored, which are read from the store's own SQLite file, read-only: Chroma's
+``chroma.sqlite3`` or the FAISS docstore ``faiss.sqlite3``. On FAISS the verifier also reads the
+FAISS file's stamp before opening (how the kill left it: in step with the docstore, behind,
+missing or unreadable), checks that the FAISS index searches use holds exactly the docstore's
+rows with their stored vectors, and that the file is in step again once the index is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import time
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ollama_rag import RagIndex
+    from ollama_rag.storage.kinds import StoreKind
 
 __all__ = [
     "ENTRY_POINTS",
@@ -35,7 +43,9 @@ __all__ = [
     "Job",
     "TextCall",
     "Verification",
+    "faiss_file_state",
     "inspect",
+    "stored_rows",
     "verify",
     "write",
 ]
@@ -66,6 +76,7 @@ class Job:
     url: str
     chunk_size: int
     chunk_overlap: int
+    store: StoreKind = "chroma"  # a FAISS index is of the default type, flat
     calls: tuple[TextCall, ...] = ()  # add_texts
     folder: str = ""  # add_files, sync
     deletes: tuple[str, ...] = ()  # delete: sources, one call each
@@ -97,6 +108,7 @@ class Verification:
     marked: int = 0  # sources with a completion marker after the kill
     top1: int = 0
     searched: int = 0
+    faiss_file: str | None = None  # FAISS: the file as the kill left it (faiss_file_state)
     problems: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
@@ -135,6 +147,7 @@ def _open(job: Job) -> RagIndex:
         base_url=job.url,
         chunk_size=job.chunk_size,
         chunk_overlap=job.chunk_overlap,
+        store=job.store,
     )
 
 
@@ -159,8 +172,8 @@ def run_entry(index: RagIndex, job: Job) -> None:
 
 
 def _rows(index: RagIndex) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    chroma: Any = index.vectorstore  # a langchain_chroma.Chroma
-    got = chroma.get(include=["documents", "metadatas"])
+    vectorstore: Any = index.vectorstore  # langchain_chroma.Chroma, or a view with its get()
+    got = vectorstore.get(include=["documents", "metadatas"])
     metadatas = [dict(m or {}) for m in got["metadatas"] or []]
     return list(got["ids"]), [d or "" for d in got["documents"] or []], metadatas
 
@@ -198,10 +211,13 @@ def write(job: Job, conn: Connection) -> None:
         conn.send(("error", traceback.format_exc()))
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
 def sqlite_rows(directory: str | Path, collection: str = COLLECTION) -> int:
     """Rows of ``collection`` in Chroma's SQLite metadata segment, read without chromadb."""
-    path = Path(directory) / "chroma.sqlite3"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with contextlib.closing(_read_only(Path(directory) / "chroma.sqlite3")) as db:
         row = db.execute(
             "SELECT count(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
             "JOIN collections c ON s.collection = c.id "
@@ -209,6 +225,54 @@ def sqlite_rows(directory: str | Path, collection: str = COLLECTION) -> int:
             (collection,),
         ).fetchone()
     return int(row[0])
+
+
+def docstore_rows(directory: str | Path, collection: str = COLLECTION) -> dict[int, bytes]:
+    """FAISS id -> vector bytes of every row of ``collection`` in the FAISS docstore."""
+    from ollama_rag.storage.docstore import DOCSTORE_FILE
+
+    with contextlib.closing(_read_only(Path(directory) / DOCSTORE_FILE)) as db:
+        found = db.execute(
+            "SELECT c.fid, c.vector FROM chunks c JOIN collections k ON c.uid = k.uid "
+            "WHERE k.name = ? AND k.role = 'current'",
+            (collection,),
+        ).fetchall()
+    return {int(fid): bytes(vector) for fid, vector in found}
+
+
+def stored_rows(directory: str | Path, store: str, collection: str = COLLECTION) -> int:
+    """Rows of ``collection`` in the store's own SQLite file (Chroma's or the FAISS docstore)."""
+    if store == "faiss":
+        return len(docstore_rows(directory, collection))
+    return sqlite_rows(directory, collection)
+
+
+def faiss_file_state(directory: str | Path, collection: str = COLLECTION) -> str:
+    """How the FAISS file of ``collection`` stands against its docstore, read without faiss.
+
+    ``"in step"`` (its stamp is the docstore's), ``"behind"`` (an older stamp: caught up on
+    open), ``"missing"`` (rebuilt on open) or ``"unreadable"`` (not a FAISS file of ours:
+    rebuilt on open, with a warning). Only the header is read; a damaged body shows on open.
+    """
+    from ollama_rag.storage.docstore import DOCSTORE_FILE
+    from ollama_rag.storage.faiss import _HEADER, _MAGIC, FAISS_DIR
+
+    with contextlib.closing(_read_only(Path(directory) / DOCSTORE_FILE)) as db:
+        found = db.execute(
+            "SELECT uid, stamp FROM collections WHERE name = ? AND role = 'current'",
+            (collection,),
+        ).fetchone()
+    if found is None:
+        return "missing"
+    uid, stamp = found
+    file = Path(directory) / FAISS_DIR / f"{uid}.faiss"
+    if not file.is_file():
+        return "missing"
+    with file.open("rb") as handle:
+        header = handle.read(_HEADER.size)
+    if len(header) < _HEADER.size or _HEADER.unpack(header)[0] != _MAGIC:
+        return "unreadable"
+    return "in step" if _HEADER.unpack(header)[1].decode("ascii") == stamp else "behind"
 
 
 def _self_queries(
@@ -237,6 +301,31 @@ def _check_lexical(index: Any, ids: list[str], problems: list[str], when: str) -
             f"{when}: the lexical index holds {len(lexical)} chunks, the vectors {len(stored)} "
             f"({len(stored - lexical)} missing, {len(lexical - stored)} extra)"
         )
+
+
+def _check_faiss(
+    index: Any, directory: str, rng: random.Random, sample: int, problems: list[str], when: str
+) -> None:
+    """The FAISS index searches use holds exactly the docstore's rows, with their vectors."""
+    import numpy as np
+
+    # The in-memory FAISS index of the collection (loaded, caught up or rebuilt on open).
+    vectors = index.searcher.store.vectors._vectors()
+    rows = docstore_rows(directory)
+    live = vectors.live()
+    if live != set(rows):
+        problems.append(
+            f"{when}: the FAISS index holds {len(live)} vectors, the docstore {len(rows)} rows "
+            f"({len(set(rows) - live)} missing, {len(live - set(rows))} extra)"
+        )
+    wrong = 0
+    for fid in rng.sample(sorted(live & set(rows)), min(sample, len(live & set(rows)))):
+        stored = np.frombuffer(rows[fid], dtype=np.float32)
+        norm = float(np.linalg.norm(stored)) or 1.0
+        if not np.allclose(vectors.index.reconstruct(fid), stored / norm, atol=1e-5):
+            wrong += 1
+    if wrong:
+        problems.append(f"{when}: {wrong} sampled FAISS vectors differ from the docstore's")
 
 
 def _check_dump(dump: Dump, expected: Expected, problems: list[str], when: str) -> None:
@@ -276,14 +365,19 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
     result = Verification()
     began = time.perf_counter()
     problems = result.problems
+    faiss = job.store == "faiss"
+    rng = random.Random(seed)
     try:
+        if faiss:
+            result.faiss_file = faiss_file_state(job.index)
         index = _open_noting_repairs(job, result)
         with index:
             # After the kill (and any repair): counts agree, ids are unique, marked sources whole.
             count = index.count()
-            stored = sqlite_rows(job.index)
+            stored = stored_rows(job.index, job.store)
             if count != stored:
-                problems.append(f"count() is {count}, chroma.sqlite3 holds {stored} rows")
+                file = "faiss.sqlite3" if faiss else "chroma.sqlite3"
+                problems.append(f"count() is {count}, {file} holds {stored} rows")
             ids, texts, metadatas = _rows(index)
             result.rows = len(ids)
             if len(ids) != count:
@@ -294,6 +388,8 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
             dump = dump_of(ids, metadatas)
             result.marked = sum(1 for marker, _ in dump.values() if marker is not None)
             _check_dump(dump, expected, problems, "after the kill")
+            if faiss:
+                _check_faiss(index, job.index, rng, sample, problems, "after the kill")
             _check_lexical(index, ids, problems, "after the kill")
             # Every chunk has a vector: a search as wide as the index returns every id once.
             if ids:
@@ -306,7 +402,6 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
                         f"({len(set(ids) - set(found))} rows without a vector)"
                     )
             # Every sampled chunk is found by its own text.
-            rng = random.Random(seed)
             picked = (
                 list(range(len(ids))) if len(ids) <= sample else rng.sample(range(len(ids)), sample)
             )
@@ -332,6 +427,8 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
                     f"e.g. {wrong[0]!r}: {_describe(after.get(wrong[0]))} instead of "
                     f"{_describe(expected.final.get(wrong[0]))}"
                 )
+            if faiss:
+                _check_faiss(index, job.index, rng, sample, problems, "after the re-run")
             _check_lexical(index, ids, problems, "after the re-run")
             picked = rng.sample(range(len(ids)), min(len(ids), max(1, sample // 5)))
             _, missed = _self_queries(index, ids, texts, picked, k=3)
@@ -345,6 +442,9 @@ def verify(job: Job, expected: Expected, sample: int, seed: int, conn: Connectio
             index.delete(source=PROBE_SOURCE)
             if index.count() != before:
                 problems.append(f"count() is {index.count()} after the probe, not {before}")
+        # Closed: the FAISS file was saved, in step with the docstore.
+        if faiss and (state := faiss_file_state(job.index)) != "in step":
+            problems.append(f"after close, the FAISS file is {state}, not in step")
     except Exception:
         result.error = traceback.format_exc()
     result.seconds = time.perf_counter() - began

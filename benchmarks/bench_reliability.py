@@ -3,7 +3,9 @@
 Chroma writes its HNSW vector files in place, and a process killed while it does so (about one
 kill in 50 during a write, before the repair existed) left them damaged: every later call on the
 collection failed or crashed the process. ``RagIndex`` now detects that on open and rebuilds the
-collection (``IndexRepairedWarning``, ``index.last_repair``). Two parts test it:
+collection (``IndexRepairedWarning``, ``index.last_repair``). A FAISS index keeps every vector
+in its SQLite docstore and its FAISS file is only a stamped cache, so a kill should leave
+nothing to repair there; the kill loop checks that too. Two parts:
 
 1. **Kill loop** — ``TRIALS`` trials (default 200; ``OLLAMA_RAG_BENCH_TRIALS`` overrides). Each
    trial gets a fresh index directory and a writer process running one entry point, in turn:
@@ -14,29 +16,43 @@ collection (``IndexRepairedWarning``, ``index.last_repair``). Two parts test it:
    hundred rows, crossing Chroma's HNSW save points (every 100 rows, ``sync_threshold``) many
    times. The parent kills the writer with SIGKILL at a moment drawn uniformly over its write
    phase (its length measured beforehand, uninterrupted: the calibration). A verifier process
-   then opens the index and checks that it opens, that ``count()`` equals the rows in Chroma's
-   SQLite, that ids are unique, that every source with a completion marker has exactly its
-   chunks, that a search as wide as the index returns every row (every row has a vector), that
-   a sample of chunks is found by its own text (within the top 3; the hash model gives identical
-   text identical vectors), that the same run again completes and leaves exactly what an
-   uninterrupted run leaves, and that a probe text can be added, found and deleted. A trial is
-   **clean** (no damage), **repaired** (an ``IndexRepairedWarning``; every check passed) or
-   **failed** (an exception, a crash, a hang or a failed check; its directory is kept and
-   printed, with a copy of the index as the kill left it).
+   then opens the index and checks that it opens, that ``count()`` equals the rows in the
+   store's own SQLite file (``chroma.sqlite3``, or the FAISS docstore ``faiss.sqlite3``, read
+   directly and read-only), that ids are unique, that every source with a completion marker
+   has exactly its chunks, that a search as wide as the index returns every row (every row has
+   a vector), that a sample of chunks is found by its own text (within the top 3; the hash
+   model gives identical text identical vectors), that the lexical index holds exactly the
+   stored chunks, that the same run again completes and leaves exactly what an uninterrupted
+   run leaves, and that a probe text can be added, found and deleted. On FAISS it also notes
+   how the kill left the FAISS file (in step with the docstore, behind, missing or
+   unreadable), checks after the kill and after the re-run that the FAISS index searches use
+   holds exactly the docstore's rows and, for a sample, each row's own stored vector, and that
+   the file is in step once the verifier has closed the index. A trial is **clean** (no
+   damage), **repaired** (an ``IndexRepairedWarning``; every check passed) or **failed** (an
+   exception, a crash, a hang or a failed check; its directory is kept and printed, with a
+   copy of the index as the kill left it).
 2. **Damage matrix** — one index, copied once per way a crash can damage its vector files
    (``index_metadata.pickle`` empty, cut to half, missing; ``header.bin`` empty;
    ``data_level0.bin`` cut to half, missing; ``link_lists.bin`` empty; the segment folder
    missing; a stale segment folder put back after more rows were added), plus an undamaged
    copy as the control. Each is opened: detected, repaired, chunks before and after, vectors
    recovered and embedded again, self-queries found first, and whether a write then works.
+   Chroma only: the FAISS file's damage (truncated, garbage, missing, stale) is opened in
+   ``tests/test_faiss.py``.
+
+The store is ``OLLAMA_RAG_BENCH_STORE`` (``chroma`` or ``faiss``), else ``OLLAMA_RAG_STORE``
+(the library's default for new indexes), else Chroma; it is printed in the first line. A FAISS
+index is of the default type (``flat``).
 
 All processes share one LocalOllama server in a process of its own (a 64-d hash model, no
 delay). Writers and verifiers are forked from a ``forkserver`` that has imported ``ollama_rag``
-and chromadb, because a fresh interpreter spends 3-8 s importing them on the benchmark machine;
-each still opens its index itself (see ``benchmarks/_reliability_child.py``).
+and the store's library (chromadb or faiss), because a fresh interpreter spends 3-8 s
+importing them on the benchmark machine; each still opens its index itself (see
+``benchmarks/_reliability_child.py``).
 
-Run: ``python -m benchmarks reliability`` (about 15 minutes on 2 cores), or small and quick
-(for the smoke test) ``OLLAMA_RAG_BENCH_QUICK=1 python -m benchmarks reliability``.
+Run: ``python -m benchmarks reliability`` (about 15 minutes on 2 cores), on FAISS
+``OLLAMA_RAG_BENCH_STORE=faiss python -m benchmarks reliability``, or small and quick (for the
+smoke test) with ``OLLAMA_RAG_BENCH_QUICK=1``.
 """
 
 from __future__ import annotations
@@ -74,19 +90,17 @@ from benchmarks._reliability_child import (
 from benchmarks._report import QUICK_ENV as QUICK_ENV  # re-exported: the smoke test sets it
 from benchmarks._report import machine, mode, quick_requested, seconds, summary, table, verdict
 from benchmarks._servers import ServerProcess
+from ollama_rag.storage.kinds import STORE_ENV, STORE_KINDS, StoreKind, store_version
 
 TRIALS_ENV = "OLLAMA_RAG_BENCH_TRIALS"
+BENCH_STORE_ENV = "OLLAMA_RAG_BENCH_STORE"
 MODEL = "bench-embed"
 SEED = 11
 # Imported once in the forkserver, so that every forked writer and verifier starts at once.
-PRELOAD = [
-    "ollama_rag",
-    "ollama_rag.storage.chroma",
-    "chromadb",
-    "chromadb.api.rust",
-    "langchain_chroma",
-    "benchmarks._reliability_child",
-]
+PRELOAD: dict[str, list[str]] = {
+    "chroma": ["ollama_rag.storage.chroma", "chromadb", "chromadb.api.rust", "langchain_chroma"],
+    "faiss": ["ollama_rag.storage.faiss", "faiss"],
+}
 # Seconds a process may take before it counts as hung.
 READY_TIMEOUT = 120.0
 VERIFY_TIMEOUT = 300.0
@@ -106,6 +120,7 @@ class Settings:
     calibration_runs: int
     sample: int  # chunks searched by their own text per check
     damages: tuple[str, ...]  # damage matrix modes (see DAMAGES)
+    store: StoreKind = "chroma"  # the store of every index
     chunk_size: int = 100
     chunk_overlap: int = 10
     dimension: int = 64
@@ -140,13 +155,23 @@ QUICK = Settings(
 )
 
 
-def settings_for(quick: bool | None = None, trials: int | None = None) -> Settings:
+def settings_for(
+    quick: bool | None = None, trials: int | None = None, store: str | None = None
+) -> Settings:
     """QUICK or FULL (``OLLAMA_RAG_BENCH_QUICK``); ``trials``, else ``$OLLAMA_RAG_BENCH_TRIALS``.
 
+    The store is ``store``, else ``$OLLAMA_RAG_BENCH_STORE``, else ``$OLLAMA_RAG_STORE`` (the
+    library's default for new indexes), else ``"chroma"``.
+
     Raises:
-        ValueError: The number of trials is not a positive integer.
+        ValueError: The number of trials is not a positive integer, or the store is unknown.
     """
-    s = QUICK if quick_requested(quick) else FULL
+    name = store or os.environ.get(BENCH_STORE_ENV) or os.environ.get(STORE_ENV) or "chroma"
+    kinds = [kind for kind in STORE_KINDS if kind == name]
+    if not kinds:
+        msg = f"the store must be one of {', '.join(STORE_KINDS)}, got {name!r}"
+        raise ValueError(msg)
+    s = replace(QUICK if quick_requested(quick) else FULL, store=kinds[0])
     given = os.environ.get(TRIALS_ENV, "").strip()
     if trials is None and given:
         trials = int(given) if given.isdigit() else 0
@@ -164,9 +189,11 @@ def settings_for(quick: bool | None = None, trials: int | None = None) -> Settin
 class Processes:
     """Runs the child functions in processes forked from a preloaded forkserver."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: str) -> None:
         self.context: ForkServerContext = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(PRELOAD)
+        self.context.set_forkserver_preload(
+            ["ollama_rag", *PRELOAD[store], "benchmarks._reliability_child"]
+        )
         # Start it now (the imports take seconds), while the parent writes the corpora.
         from multiprocessing import forkserver
 
@@ -285,6 +312,7 @@ def prepare(settings: Settings, work: Path, url: str, processes: Processes) -> W
         url=url,
         chunk_size=s.chunk_size,
         chunk_overlap=s.chunk_overlap,
+        store=s.store,
         folder=str(synced),
         dump=True,
     )
@@ -415,6 +443,7 @@ class Trial:
     seconds: float = 0.0
     writer_seconds: float = 0.0
     verify_seconds: float = 0.0
+    faiss_file: str | None = None  # FAISS: the file as the kill left it
     kept_at: Path | None = None
 
 
@@ -495,6 +524,7 @@ def _verify(trial: Trial, job: Job, expected: Expected, s: Settings, processes: 
         trial.verify_seconds = time.perf_counter() - began
     trial.repairs = result.repairs
     trial.kept, trial.embedded = result.kept, result.embedded
+    trial.faiss_file = result.faiss_file
     trial.problems.extend(result.problems)
     if result.error is not None:
         trial.problems.append(f"the verifier raised:\n{result.error}")
@@ -698,6 +728,12 @@ def _percent(part: int, whole: int) -> str:
     return f"{part / whole:.1%}" if whole else "n/a"
 
 
+STORE_NOTES = {
+    "chroma": "Chroma sync_threshold 100",
+    "faiss": "FAISS flat index, its file saved once a tenth of it changed, and on close",
+}
+
+
 def report_calibration(workload: Workload, calibrations: dict[str, Calibration]) -> None:
     s = workload.settings
     print(
@@ -705,25 +741,26 @@ def report_calibration(workload: Workload, calibrations: dict[str, Calibration])
         f"add_files a folder of {s.files} files of ~{s.chars_per_file} characters; sync the "
         f"template index (the same kind of folder) after it changed; delete half its "
         f"{len(workload.template_dump)} sources; chunk_size {s.chunk_size}, overlap "
-        f"{s.chunk_overlap}; hash model {s.dimension}-d, no delay; Chroma sync_threshold 100"
+        f"{s.chunk_overlap}; hash model {s.dimension}-d, no delay; {STORE_NOTES[s.store]}"
     )
     print(f"calibration: each entry point run uninterrupted {s.calibration_runs} time(s)")
+    chroma = s.store == "chroma"
     rows = [
         [
             c.entry,
             str(c.rows),
-            str(c.rows // 100),
+            *([str(c.rows // 100)] if chroma else []),
             " ".join(f"{p:.2f}" for p in c.phases),
             seconds(c.phase),
         ]
         for c in calibrations.values()
     ]
-    print(
-        table(
-            ["entry point", "rows written", "~HNSW saves", "write phase, runs (s)", "kill window"],
-            rows,
-        )
-    )
+    saves = ["~HNSW saves"] if chroma else []
+    headers = ["entry point", "rows written", *saves, "write phase, runs (s)", "kill window"]
+    print(table(headers, rows))
+
+
+FAISS_FILE_STATES = ("in step", "behind", "missing", "unreadable")
 
 
 def report_trials(results: Results, total: float) -> None:
@@ -770,6 +807,13 @@ def report_trials(results: Results, total: float) -> None:
             print(f"  {count_:4d} x {kind}")
     else:
         print("damage seen: none (no trial needed a repair)")
+    files = Counter(t.faiss_file for t in trials if t.faiss_file is not None)
+    if files:
+        print(
+            "the FAISS file as the kill left it: "
+            + ", ".join(f"{files[state]} {state}" for state in FAISS_FILE_STATES if files[state])
+            + " (behind: caught up on open; missing or unreadable: rebuilt from the docstore)"
+        )
     repaired = [t for t in trials if t.repairs]
     if repaired:
         print(
@@ -854,12 +898,16 @@ def report_matrix(matrix: list[MatrixRow]) -> None:
 # ---------------------------------------------------------------------------- main
 
 
-def main(quick: bool | None = None, trials: int | None = None) -> Results:
-    s = settings_for(quick, trials)
+def main(quick: bool | None = None, trials: int | None = None, store: str | None = None) -> Results:
+    s = settings_for(quick, trials, store)
     results = Results()
-    print(f"mode: {mode(s.quick)}; trials: {s.trials}; seed {SEED}; {machine()}", flush=True)
+    print(
+        f"mode: {mode(s.quick)}; store: {s.store} ({store_version(s.store)}); trials: "
+        f"{s.trials}; seed {SEED}; {machine()}",
+        flush=True,
+    )
     keep: list[Path] = []
-    processes = Processes()
+    processes = Processes(s.store)
     server = ServerProcess(MODEL, dimension=s.dimension, seed=SEED)
     try:
         with tempfile.TemporaryDirectory(prefix="ollama-rag-bench-") as tmp:
@@ -890,8 +938,14 @@ def main(quick: bool | None = None, trials: int | None = None) -> Results:
             total = time.perf_counter() - began
             report_trials(results, total)
             print(flush=True)
-            results.matrix = damage_matrix(workload, processes)
-            report_matrix(results.matrix)
+            if s.store == "chroma":
+                results.matrix = damage_matrix(workload, processes)
+                report_matrix(results.matrix)
+            else:
+                print(
+                    "2. Damage matrix: Chroma's vector files only (a FAISS file truncated, "
+                    "garbage, missing or stale is opened in tests/test_faiss.py)"
+                )
     finally:
         server.close()
     results.kept = keep[0] if keep else None
