@@ -352,3 +352,28 @@ def test_stores_benchmark_quick_mode(
             # A graph over a few hundred rows, searched with a wide beam, finds what the exact
             # search finds: a lower figure means the stores or the comparison went wrong.
             assert f.recall >= 0.9, (part, name, f.recall)
+
+
+@pytest.mark.slow
+def test_reliability_benchmark_quick_mode_on_faiss(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("faiss")
+    bench = _benchmark(monkeypatch, "bench_reliability")
+    monkeypatch.delenv(bench.TRIALS_ENV, raising=False)
+
+    results = bench.main(quick=True, store="faiss")
+
+    out = capsys.readouterr().out
+    assert "store: faiss" in out
+    for header in ("calibration:", "1. Kill loop", "failure rate:", "summary:"):
+        assert header in out, header
+    assert set(results.calibrations) == set(bench.ENTRY_POINTS)
+    assert len(results.trials) == bench.QUICK.trials
+    for trial in results.trials:
+        assert trial.outcome in {"clean", "repaired", "failed"}
+        assert 0 <= trial.delay <= trial.phase
+        if trial.outcome != "failed":
+            assert trial.faiss_file in bench.FAISS_FILE_STATES
+    assert 0 <= results.failure_rate <= results.failure_upper_bound <= 1
+    assert results.matrix == []  # the damage matrix is Chroma's
