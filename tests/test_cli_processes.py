@@ -70,8 +70,14 @@ def test_ctrl_c_keeps_what_was_committed_and_the_same_command_resumes(
     fresh_ollama.set_delay(per_request=0.3)
     running = start(*index)
     wait_for(lambda: fresh_ollama.request_count("bge-m3") >= 4)
-    running.send_signal(signal.SIGINT)
-    _, err = running.communicate(timeout=120)
+    # Held from here, so the command cannot finish before the signal, however loaded the
+    # machine: Ctrl-C must abort the requests in flight and report what was committed.
+    fresh_ollama.pause()
+    try:
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=120)
+    finally:
+        fresh_ollama.resume()
     assert running.returncode == 130, err
     assert "Traceback" not in err
     (said,) = [line for line in err.splitlines() if line.startswith("Interrupted.")]
