@@ -221,6 +221,7 @@ def library_size(size: int, s: Settings, url: str, work: Path) -> dict[str, Figu
         exact = found if name == EXACT else exact
         f.disk = folder_size(where)
         shutil.rmtree(where)
+        _measured(name, size, f)
     return figures
 
 
@@ -303,26 +304,32 @@ def store_size(size: int, s: Settings, work: Path) -> dict[str, Figures]:
         exact = found if name == EXACT else exact
         f.disk = folder_size(where)
         shutil.rmtree(where)
+        _measured(name, size, f)
     (work / f"vectors-{size}.npy").unlink()
     return figures
 
 
+def _cells(name: str, size: int, f: Figures) -> list[str]:
+    lat = f.latencies or [0.0]
+    return [
+        name,
+        f"{f.ingest:.1f} s",
+        f"{size / max(f.ingest, 1e-9):,.0f}/s",
+        f"{statistics.median(lat) * 1000:.1f} ms",
+        f"{_percentile(lat, 0.95) * 1000:.1f} ms",
+        f"{statistics.median(f.filtered or [0.0]) * 1000:.1f} ms",
+        f"{f.disk / 1e6:,.1f} MB",
+        f"{f.recall:.3f}",
+    ]
+
+
+def _measured(name: str, size: int, f: Figures) -> None:
+    """One store's figures as soon as they are in (a long run stopped early keeps them)."""
+    print(f"  {' | '.join(_cells(name, size, f))}; {report.load_average()}", flush=True)
+
+
 def _print(title: str, size: int, figures: dict[str, Figures]) -> None:
-    rows = []
-    for name, f in figures.items():
-        lat = f.latencies or [0.0]
-        rows.append(
-            [
-                name,
-                f"{f.ingest:.1f} s",
-                f"{size / max(f.ingest, 1e-9):,.0f}/s",
-                f"{statistics.median(lat) * 1000:.1f} ms",
-                f"{_percentile(lat, 0.95) * 1000:.1f} ms",
-                f"{statistics.median(f.filtered or [0.0]) * 1000:.1f} ms",
-                f"{f.disk / 1e6:,.1f} MB",
-                f"{f.recall:.3f}",
-            ]
-        )
+    rows = [_cells(name, size, f) for name, f in figures.items()]
     headers = ["store", "ingest", "chunks", "query p50", "p95", "filtered p50", "disk", "recall@10"]
     print(f"\n{title}, {size:,} chunks")
     print(report.table(headers, rows), flush=True)
