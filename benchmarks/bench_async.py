@@ -89,7 +89,7 @@ def reads_on_the_loop() -> Iterator[None]:
     async def inline(self: ChunkStore, call: Callable[[], T]) -> T:
         return call()
 
-    ChunkStore.off_loop = inline  # type: ignore[method-assign,assignment]
+    ChunkStore.off_loop = inline  # type: ignore[method-assign]
     try:
         yield
     finally:

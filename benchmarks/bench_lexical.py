@@ -108,7 +108,7 @@ def measure(folder: Path, figures: Figures) -> None:
 
 def main(quick: bool | None = None) -> Results:
     quick = report.quick_requested(quick)
-    sizes = QUICK_SIZES if quick else FULL_SIZES
+    sizes: tuple[int, ...] = QUICK_SIZES if quick else FULL_SIZES
     if given := os.environ.get(SIZES_ENV):
         sizes = tuple(int(s) for s in given.split(","))
     print(f"mode: {report.mode(quick)}; {report.machine()}")
