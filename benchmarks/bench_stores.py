@@ -24,7 +24,9 @@ completion marker; the lexical index is not part of it.
   ``search`` calls it once the query is embedded.
 
 In both parts, **filtered p50** is the same queries restricted to 20 of the sources
-(``{"source": {"$in": [...]}}``, as an app searching chosen documents filters).
+(``{"source": {"$in": [...]}}``, as an app searching chosen documents filters). The store-alone
+part also times 20 queries under filters of different reach: one source, 20 sources, about
+half the rows, every row, and a word in the text (``where_document``).
 
 In both parts, **disk** is the index directory's size after close, and **recall@10** the share
 of the exact top 10 (``faiss`` flat) that a store's top 10 finds, over the same queries. The
@@ -129,6 +131,7 @@ class Figures:
     ingest: float = 0.0
     latencies: list[float] = field(default_factory=list)
     filtered: list[float] = field(default_factory=list)
+    shapes: dict[str, float] = field(default_factory=dict)  # filter shape -> p50 (store alone)
     disk: int = 0
     recall: float = 0.0
 
@@ -165,6 +168,34 @@ def _texts(size: int) -> list[str]:
 def _among(size: int) -> dict[str, Any]:
     """The filter of the filtered queries: 20 sources spread over the corpus."""
     return {SOURCE: {"$in": [f"p{i}" for i in range(0, size, max(1, size // 20))][:20]}}
+
+
+SHAPE_QUERIES = 20
+"""Queries timed per filter shape (the store-alone part)."""
+
+
+def _shapes(size: int) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Filters of different reach, as ``(where, where_document)``: one source, 20, about half
+    the rows (the longer passages), every row, and a word in the text."""
+    return {
+        "1 source": ({SOURCE: f"p{size // 2}"}, None),
+        "20 sources": (_among(size), None),
+        "about half": ({END: {"$gte": 185}}, None),  # passages are 120-250 characters
+        "every row": ({CHUNK_INDEX: 0}, None),
+        "text has 東京": (None, {"$contains": "東京"}),
+    }
+
+
+def _store_shapes(store: ChunkStore, size: int, asked: Sequence[Any]) -> dict[str, float]:
+    """p50 of ``store.query`` under each filter shape."""
+    p50 = {}
+    for label, (where, document) in _shapes(size).items():
+
+        def search(vector: Any, where: Any = where, document: Any = document) -> object:
+            return store.query(vector.tolist(), K, where=where, where_document=document)
+
+        p50[label] = statistics.median(_timed(search, asked[:SHAPE_QUERIES]))
+    return p50
 
 
 def _timed(search: Callable[[Any], object], asked: Sequence[Any]) -> list[float]:
@@ -299,6 +330,7 @@ def store_size(size: int, s: Settings, work: Path) -> dict[str, Figures]:
             assert store.count() == size, f"{name} holds {store.count()} rows, not {size}"
             f.latencies, found, f.recall = _measure(partial(_store_ids, store), asked, exact)
             f.filtered = _timed(partial(_store_ids, store, where=_among(size)), asked)
+            f.shapes = _store_shapes(store, size, asked)
         finally:
             store.close()
         exact = found if name == EXACT else exact
@@ -325,7 +357,8 @@ def _cells(name: str, size: int, f: Figures) -> list[str]:
 
 def _measured(name: str, size: int, f: Figures) -> None:
     """One store's figures as soon as they are in (a long run stopped early keeps them)."""
-    print(f"  {' | '.join(_cells(name, size, f))}; {report.load_average()}", flush=True)
+    shapes = "".join(f"; {label} {p50 * 1000:.1f} ms" for label, p50 in f.shapes.items())
+    print(f"  {' | '.join(_cells(name, size, f))}{shapes}; {report.load_average()}", flush=True)
 
 
 def _print(title: str, size: int, figures: dict[str, Figures]) -> None:
@@ -333,6 +366,12 @@ def _print(title: str, size: int, figures: dict[str, Figures]) -> None:
     headers = ["store", "ingest", "chunks", "query p50", "p95", "filtered p50", "disk", "recall@10"]
     print(f"\n{title}, {size:,} chunks")
     print(report.table(headers, rows), flush=True)
+    shaped = {name: f.shapes for name, f in figures.items() if f.shapes}
+    if shaped:
+        labels = list(next(iter(shaped.values())))
+        cells = [[n, *(f"{p[label] * 1000:.1f} ms" for label in labels)] for n, p in shaped.items()]
+        print(f"query p50 by filter ({SHAPE_QUERIES} queries each)")
+        print(report.table(["store", *labels], cells), flush=True)
 
 
 def main(quick: bool | None = None) -> dict[str, dict[int, dict[str, Figures]]]:

@@ -352,6 +352,10 @@ def test_stores_benchmark_quick_mode(
             # A graph over a few hundred rows, searched with a wide beam, finds what the exact
             # search finds: a lower figure means the stores or the comparison went wrong.
             assert f.recall >= 0.9, (part, name, f.recall)
+            if part == "store":
+                assert list(f.shapes) == list(bench._shapes(size))
+                assert all(p50 > 0 for p50 in f.shapes.values()), f.shapes
+    assert "query p50 by filter" in out
 
 
 @pytest.mark.slow
