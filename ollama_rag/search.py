@@ -45,6 +45,7 @@ from ollama_rag.errors import ConfigError
 from ollama_rag.fusion import CALIBRATION_QUERIES, Calibration, fuse, pseudo_queries
 from ollama_rag.loading.encoding import find_surrogate
 from ollama_rag.storage.base import Hit
+from ollama_rag.storage.filters import normalized
 from ollama_rag.storage.schema import (
     DENSE_SCORE,
     END,
@@ -173,6 +174,11 @@ class _Plan:
             raise ConfigError(msg)
         check_encodable(self.filter, "filter=")
         check_encodable(self.where_document, "where_document=")
+        # Checked here, once, so every store and both search sides get the same filters (and the
+        # same ConfigError for a bad one) in the form Chroma takes.
+        where, where_document = normalized(self.filter, self.where_document)
+        object.__setattr__(self, "filter", where)
+        object.__setattr__(self, "where_document", where_document)
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             msg = f"k must be a whole number of at least 1, got {self.k!r}"
             raise ConfigError(msg)

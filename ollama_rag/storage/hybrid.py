@@ -246,7 +246,7 @@ class HybridStore(ChunkStore):
         """The ``k`` best rows by BM25 that pass the filters (see the class docstring)."""
         terms = self._query_terms(query)
         args = (where, where_document, include_vectors)
-        return self._reading(lambda: self._lexical_query(terms, k, *args))
+        return self._lexical_query(terms, k, *args)
 
     def _query_terms(self, query: str) -> list[str]:
         """The query's terms, once the store is checked open and the index in step."""
@@ -255,7 +255,11 @@ class HybridStore(ChunkStore):
         return self._need_analyzer().query_terms(query)
 
     def _reading(self, read: Callable[[], _R]) -> _R:
-        """``read`` the lexical index; a folder found unreadable is rebuilt and read again."""
+        """``read`` the lexical index; a folder found unreadable is rebuilt and read again.
+
+        ``read`` calls the lexical index only: a ``ValueError`` from the vector store (such as
+        Chroma refusing a filter) must not pass for a damaged lexical index and have it rebuilt.
+        """
         try:
             return read()
         except _UNREADABLE as err:
@@ -292,15 +296,14 @@ class HybridStore(ChunkStore):
         vector store lists them, BM25 ranks only those): exact, however selective. A wider
         one is checked on the ranked candidates, a growing page at a time, until ``k`` pass.
         """
-        lexical = self._need_lexical()
         if not (where or where_document):
-            return lexical.search(terms, limit=k)
+            return self._search(terms, k)
         among = self.vectors.ids_where(where, where_document, limit=FILTER_FIRST)
         if among is not None:
-            return lexical.search(terms, limit=k, among=among)
+            return self._search(terms, k, among)
         limit = max(_FIRST_CANDIDATES, 4 * k)
         while True:
-            ranked = lexical.search(terms, limit=limit)
+            ranked = self._search(terms, limit)
             passing = {
                 c.id
                 for c in self.vectors.fetch(
@@ -322,7 +325,13 @@ class HybridStore(ChunkStore):
     ) -> list[tuple[str, float]]:
         """The ids of the ``k`` best rows by BM25 that pass the filters, with their scores."""
         terms = self._query_terms(query)
-        return self._reading(lambda: self._rank(terms, k, where, where_document))
+        return self._rank(terms, k, where, where_document)
+
+    def _search(
+        self, terms: list[str], limit: int, among: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The lexical index's best ``limit`` ids for ``terms`` (rebuilt first if unreadable)."""
+        return self._reading(lambda: self._need_lexical().search(terms, limit=limit, among=among))
 
     def ids_where(
         self, where: Where | None, where_document: Where | None, *, limit: int
