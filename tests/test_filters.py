@@ -143,6 +143,8 @@ def test_malformed_filters_are_refused_with_the_filter_named(bad: dict[str, Any]
 REFUSED_WHERE: list[dict[str, Any]] = [
     {"page": {"$gt": "a"}},
     {"page": {"$lte": True}},
+    {"page": {"$lt": float("inf")}},
+    {"page": {"$in": [float("nan")]}},
     {"page": {"$gt": [1]}},
     {"page": {"$in": 3}},
     {"page": {"$in": []}},

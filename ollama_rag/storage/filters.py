@@ -26,6 +26,7 @@ passing row meets, so only the rows it returns need the exact check above.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -162,6 +163,9 @@ def _all_of(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _checked_operand(whole: object, op: str, operand: object) -> None:
+    values = operand if isinstance(operand, list) else [operand]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise _bad(whole, f"{op} takes finite numbers, got {operand!r}")
     if op in _ORDERINGS:
         if not isinstance(operand, int | float) or isinstance(operand, bool):
             why = f"{op} compares numbers, got {operand!r}; match strings with $eq or $in"
