@@ -29,7 +29,10 @@ part also times 20 queries under filters of different reach: one source, 20 sour
 half the rows, every row, and a word in the text (``where_document``).
 
 In both parts, **disk** is the index directory's size after close, and **recall@10** the share
-of the exact top 10 (``faiss`` flat) that a store's top 10 finds, over the same queries. The
+of the exact top 10 that a store's top 10 finds, over the same queries: through the library
+the exact top 10 is ``faiss`` flat's; for the store alone it is computed with numpy (cosine
+over every vector, which is what flat returns), so any of the stores can run without the
+others. The
 stores are measured one after another (each built, queried, closed and deleted before the
 next, so a million-chunk run holds one store at a time); the load average is printed with
 each, since the machine's other work moves the figures.
@@ -42,7 +45,10 @@ counts, ``0`` to skip a part) override the defaults, through the library 20k and
 alone 100k and 1M, all at 256-d; ``OLLAMA_RAG_BENCH_STORE_DIMENSION`` sets the second part's
 dimension (1024 is bge-m3's: 1M such vectors are 4 GB per store, and Chroma writes them at
 ~200 rows/s on two cores, so plan hours). The full run takes about two hours on two cores.
-``OLLAMA_RAG_BENCH_QUICK=1`` is a smoke test of 2,000 chunks in each part.
+``OLLAMA_RAG_BENCH_STORES`` (comma-separated names, e.g. ``faiss-hnsw,chroma``) limits the
+store-alone part to those stores: run them in separate processes to use more cores (each
+process computes the same vectors). ``OLLAMA_RAG_BENCH_QUICK=1`` is a smoke test of 2,000
+chunks in each part.
 Run: ``python -m benchmarks stores``.
 """
 
@@ -89,6 +95,7 @@ ROWS = 256  # rows per store write, as the ingestion pipeline writes them
 SIZES_ENV = "OLLAMA_RAG_BENCH_SIZES"
 STORE_SIZES_ENV = "OLLAMA_RAG_BENCH_STORE_SIZES"
 STORE_DIMENSION_ENV = "OLLAMA_RAG_BENCH_STORE_DIMENSION"
+STORES_ENV = "OLLAMA_RAG_BENCH_STORES"
 # name: (store kind, FAISS index type)
 # name: (store kind, FAISS index type). Exact search first: the others' recall is against it.
 STORES: dict[str, tuple[StoreKind, Literal["flat", "hnsw"] | None]] = {
@@ -299,12 +306,42 @@ def _writes(texts: Sequence[str], vectors: np.ndarray[Any, Any], start: int) -> 
     return group
 
 
+def _chosen_stores() -> list[str]:
+    """The stores the store-alone part runs: ``$OLLAMA_RAG_BENCH_STORES``, else all of them."""
+    given = [n.strip() for n in os.environ.get(STORES_ENV, "").split(",") if n.strip()]
+    unknown = [n for n in given if n not in STORES]
+    if unknown:
+        msg = f"{STORES_ENV}: unknown store(s) {unknown}; choose among {list(STORES)}"
+        raise SystemExit(msg)
+    return given or list(STORES)
+
+
+def _exact(
+    texts: Sequence[str], vectors: np.ndarray[Any, Any], asked: Sequence[Any]
+) -> list[set[str]]:
+    """Each query's exact top ``K`` ids by cosine (what ``flat`` returns), read in blocks."""
+    q = np.asarray(asked, dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    best: list[list[tuple[float, int]]] = [[] for _ in q]
+    for start in range(0, len(texts), 50_000):
+        block = np.asarray(vectors[start : start + 50_000], dtype=np.float32)
+        scores = q @ (block / np.linalg.norm(block, axis=1, keepdims=True)).T
+        for i, row in enumerate(scores):
+            top = np.argpartition(-row, min(K, len(row) - 1))[:K]
+            best[i].extend((float(row[j]), start + int(j)) for j in top)
+    return [
+        {chunk_id(f"p{j}", sha256(texts[j]), 0) for _, j in sorted(found, reverse=True)[:K]}
+        for found in best
+    ]
+
+
 def store_size(size: int, s: Settings, work: Path) -> dict[str, Figures]:
     """Per store: ``size`` precomputed rows written through the seam, then queries timed."""
     texts = _texts(size)
     vectors = _vectors(texts, s.store_dimension, work / f"vectors-{size}.npy")
     model = HashEmbeddingModel(dimension=s.store_dimension, seed=SEED)
     asked = list(model.embed(queries(s.queries, seed=7)))
+    exact = _exact(texts, vectors, asked)
     info = ModelInfo(
         name=MODEL,
         digest=sha256(f"{MODEL}:{s.store_dimension}"),
@@ -314,8 +351,8 @@ def store_size(size: int, s: Settings, work: Path) -> dict[str, Figures]:
         architecture="bert",
     )
     figures: dict[str, Figures] = {}
-    exact: list[set[str]] | None = None
-    for name, (kind, vector_index) in STORES.items():
+    for name in _chosen_stores():
+        kind, vector_index = STORES[name]
         f = figures[name] = Figures()
         where = work / f"store-{name}-{size}"
         store = open_store(kind, where, collection="default", faiss_index=vector_index)
@@ -328,12 +365,11 @@ def store_size(size: int, s: Settings, work: Path) -> dict[str, Figures]:
             f.ingest = time.perf_counter() - started
             _progress(name, size, f.ingest)
             assert store.count() == size, f"{name} holds {store.count()} rows, not {size}"
-            f.latencies, found, f.recall = _measure(partial(_store_ids, store), asked, exact)
+            f.latencies, _, f.recall = _measure(partial(_store_ids, store), asked, exact)
             f.filtered = _timed(partial(_store_ids, store, where=_among(size)), asked)
             f.shapes = _store_shapes(store, size, asked)
         finally:
             store.close()
-        exact = found if name == EXACT else exact
         f.disk = folder_size(where)
         shutil.rmtree(where)
         _measured(name, size, f)

@@ -355,7 +355,26 @@ def test_stores_benchmark_quick_mode(
             if part == "store":
                 assert list(f.shapes) == list(bench._shapes(size))
                 assert all(p50 > 0 for p50 in f.shapes.values()), f.shapes
+    # The store-alone part's exact answers are numpy's; flat must find exactly those.
+    assert results["store"][300]["faiss"].recall == 1.0
     assert "query p50 by filter" in out
+
+
+def test_stores_benchmark_runs_the_chosen_stores_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _benchmark(monkeypatch, "bench_stores")
+    monkeypatch.setenv(bench.SIZES_ENV, "0")
+    monkeypatch.setenv(bench.STORE_SIZES_ENV, "300")
+    monkeypatch.setenv(bench.STORES_ENV, "chroma")
+
+    results = bench.main(quick=True)
+
+    assert set(results["store"][300]) == {"chroma"}
+    assert results["store"][300]["chroma"].recall >= 0.9  # against numpy's exact answers
+    monkeypatch.setenv(bench.STORES_ENV, "chroma,faiss-ivf")
+    with pytest.raises(SystemExit, match="faiss-ivf"):
+        bench.main(quick=True)
 
 
 @pytest.mark.slow
